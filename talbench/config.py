@@ -1,0 +1,92 @@
+"""Configuration: ``params.yaml`` is the single source of parameters.
+
+A run's configuration is resolved in three layers, later ones winning key by key:
+``params.yaml`` (without its ``profiles`` section) <- ``profiles[<profile>]`` <- a benchmark row's overrides.
+The resolved configuration is hashed (canonical JSON, sha1) to identify runs and cached models; the
+``test_time`` section holds settings that only change inference (feature regrouping, fusion) and is left
+out of :func:`train_hash`, so test-time variants reuse the trained model.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PARAMS_FILE = REPO_ROOT / "params.yaml"
+TEST_TIME_KEY = "test_time"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the file and key."""
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: parameter file not found") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return params
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any], *, where: str = "") -> dict[str, Any]:
+    """Return ``base`` updated recursively with ``override``; overriding an unknown key is an error
+    (a typo in a benchmark row must not silently run the default)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in merged:
+            raise ConfigError(f"override key '{path}' does not exist in params.yaml")
+        if isinstance(value, dict) and isinstance(merged[key], dict):
+            merged[key] = deep_merge(merged[key], value, where=path)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve(
+    params: dict[str, Any], profile: str | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Resolve ``params`` for ``profile`` (default: ``params['data']['profile']``) and row ``overrides``."""
+    base = {k: v for k, v in params.items() if k != "profiles"}
+    profile = profile or base.get("data", {}).get("profile")
+    profiles = params.get("profiles", {})
+    if profile is not None:
+        if profile not in profiles:
+            raise ConfigError(f"params.yaml: unknown profile '{profile}' (known: {sorted(profiles)})")
+        base = deep_merge(base, profiles[profile] or {}, where=f"profiles.{profile}")
+        base.setdefault("data", {})["profile"] = profile
+    return deep_merge(base, overrides or {})
+
+
+def config_hash(cfg: dict[str, Any], length: int = 12) -> str:
+    """Stable hash of a configuration (canonical JSON)."""
+    canonical = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(canonical.encode()).hexdigest()[:length]
+
+
+def train_hash(cfg: dict[str, Any]) -> str:
+    """Hash of everything that influences training (the ``test_time`` section excluded)."""
+    return config_hash({k: v for k, v in cfg.items() if k != TEST_TIME_KEY})
+
+
+def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (for logging parameters)."""
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
