@@ -1,0 +1,160 @@
+"""Data layer: real THUMOS14 / ActivityNet features and the synthetic benchmark, one ``FeatureDataset`` API.
+
+``open_dataset(cfg)`` picks the source from ``cfg["data"]["source"]``:
+
+* ``synthetic``: ``<data.synthetic_root>/<data.profile>`` (made by ``talbench synth`` / ``dvc repro``),
+* ``thumos14``: ``data.thumos14_root``, the real I3D features pinned by ``datasets.dvc``,
+* ``activitynet``: ``data.activitynet.root``, ActivityNet v1.3 TSP features.
+
+Relative paths are taken from the working directory (DVC runs stages from the repository root).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from talbench.data.annotations import THUMOS14_CLASSES, load_thumos14_annotations, read_json
+from talbench.data.dataset import FeatureDataset, FeatureLayout
+from talbench.data.errors import DataError
+from talbench.io import atomic_dir
+
+__all__ = ["DataError", "FeatureDataset", "data_checksum", "install_thumos14_archive", "open_dataset"]
+
+THUMOS14_ANNOTATION_FILE = Path("annotations") / "thumos14.json"
+FETCH_HINT = (
+    "get the real THUMOS14 features with `dvc update datasets.dvc` (downloads the pinned archive), or, if you "
+    "already have thumos.tar.gz, `python scripts/thumos14_features.py --archive /path/to/thumos.tar.gz`; "
+    "see docs/data.md"
+)
+
+
+def open_dataset(cfg: dict[str, Any]) -> FeatureDataset:
+    """The dataset described by ``cfg["data"]`` (a resolved configuration)."""
+    data = cfg["data"]
+    source = data["source"]
+    options = {
+        "segment_policy": data["segment_policy"],
+        "min_snippets": data["min_snippets"],
+        "holdout_fraction": data["holdout_fraction"],
+        "holdout_seed": data["holdout_seed"],
+        "cache_mb": data["cache_mb"],
+    }
+    if source == "activitynet":
+        from talbench.data.activitynet import open_activitynet
+
+        return open_activitynet(data["activitynet"], blocked_spec=data["missing_files"], **options)
+    if source == "synthetic":
+        root = Path(data["synthetic_root"]) / data["profile"]
+        hint = f"generate it with `talbench synth --profile {data['profile']}` (or `dvc repro`)"
+        taxonomy = synthetic_taxonomy(root)
+    elif source == "thumos14":
+        root = Path(data["thumos14_root"])
+        if not (root / THUMOS14_ANNOTATION_FILE).is_file() and Path(data["thumos14_archive"]).is_file():
+            install_thumos14_archive(data["thumos14_archive"], root, md5=data["thumos14_archive_md5"])
+        hint = FETCH_HINT
+        taxonomy = THUMOS14_CLASSES
+    else:
+        raise DataError.at(
+            "params.yaml",
+            f"unknown data source '{source}' (synthetic, thumos14 or activitynet)",
+            field="data.source",
+        )
+    annotation_file = root / THUMOS14_ANNOTATION_FILE
+    feature_dir = root / data["feature_dir"]
+    if not annotation_file.is_file() or not feature_dir.is_dir():
+        absent = annotation_file if not annotation_file.is_file() else feature_dir
+        raise DataError.at(absent, f"the {source} dataset is not there: {hint}", field="data.source")
+    layout = FeatureLayout.two_stream(
+        feature_dir, data["feature_dim"], data["feature_stride"], data["clip_frames"]
+    )
+    return FeatureDataset(
+        load_thumos14_annotations(annotation_file, taxonomy),
+        layout,
+        blocked=read_block_list(data["missing_files"], root),
+        name=f"{source}" if source == "thumos14" else f"{source}-{data['profile']}",
+        **options,
+    )
+
+
+def synthetic_taxonomy(root: Path) -> list[str] | None:
+    """The synthetic benchmark's class list from ``synth_meta.json`` (classes may have no instance in a
+    small profile, so the taxonomy cannot always be read off the annotations)."""
+    meta = root / "synth_meta.json"
+    if not meta.is_file():
+        return None
+    classes = read_json(meta).get("classes")
+    if not isinstance(classes, list):
+        raise DataError.at(meta, "expected a list of class names", field="classes")
+    return [str(c) for c in classes]
+
+
+def data_checksum(cfg: dict[str, Any]) -> str:
+    """Cheap, stable fingerprint of the configured dataset (annotation bytes, feature names and sizes)."""
+    return open_dataset(cfg).checksum()
+
+
+def read_block_list(spec: str | list[str] | None, root: Path) -> list[str]:
+    """Video ids to skip: ``None``, a list of ids, or an OpenTAD-style ``missing_files.txt`` (one id per
+    line, ``.npy`` suffixes allowed) given relative to the dataset root or the working directory."""
+    if spec is None:
+        return []
+    if isinstance(spec, (list, tuple)):
+        return [str(v) for v in spec]
+    path = Path(spec)
+    for candidate in (root / path, path):
+        if candidate.is_file():
+            lines = candidate.read_text(encoding="utf-8").splitlines()
+            return [line.strip().removesuffix(".npy") for line in lines if line.strip()]
+    raise DataError.at(
+        path,
+        "block list not found (relative to the dataset root or the working directory)",
+        field="data.missing_files",
+    )
+
+
+def file_md5(path: str | Path, progress: bool = True) -> str:
+    path = Path(path)
+    digest = hashlib.md5()
+    with open(path, "rb") as f, Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"md5 {path.name}", total=path.stat().st_size)
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+            bar.advance(task, len(chunk))
+    return digest.hexdigest()
+
+
+def install_thumos14_archive(
+    archive: str | Path, root: str | Path, md5: str | None, progress: bool = True
+) -> Path:
+    """Verify ``thumos.tar.gz`` (ActionFormer release) against ``md5`` and unpack it into ``root`` in the
+    ActionFormer layout (``annotations/thumos14.json``, ``i3d_features/*.npy``), atomically."""
+    archive, root = Path(archive), Path(root)
+    if not archive.is_file():
+        raise DataError.at(archive, f"archive not found; {FETCH_HINT}", field="data.thumos14_archive")
+    if md5 is not None:
+        found = file_md5(archive, progress)
+        if found != md5:
+            raise DataError.at(
+                archive,
+                f"md5 {found} differs from the pinned {md5} (incomplete or different download)",
+                field="md5",
+            )
+    with tarfile.open(archive, "r:*") as tar:
+        members = tar.getmembers()
+        anchors = [m.name for m in members if m.name.endswith(THUMOS14_ANNOTATION_FILE.as_posix())]
+        if not anchors:
+            raise DataError.at(archive, f"no {THUMOS14_ANNOTATION_FILE.as_posix()} inside", field="members")
+        prefix = anchors[0][: -len(THUMOS14_ANNOTATION_FILE.as_posix())]
+        chosen = [m for m in members if m.name.startswith(prefix) and m.name != prefix.rstrip("/")]
+        with atomic_dir(root) as tmp, Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task(f"unpacking {archive.name}", total=len(chosen))
+            for member in chosen:
+                member.name = member.name[len(prefix) :]
+                tar.extract(member, tmp, filter="data")
+                bar.advance(task)
+    return root
