@@ -1,0 +1,24 @@
+"""Pooling over the variable-length snippet sets of proposals, stored padded as ``(N, K, D)`` with a
+boolean mask ``(N, K)`` (True = a real snippet). Every proposal has at least one valid snippet."""
+
+from __future__ import annotations
+
+import torch
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max over the valid snippets: ``(N, K, D) -> (N, D)``."""
+    return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average over the valid snippets: ``(N, K, D) -> (N, D)``."""
+    weights = mask.to(x.dtype).unsqueeze(-1)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def gather_regions(snippets: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Gather padded region features ``(N, K, D)`` from flat snippet features ``(S, D)`` by the
+    global snippet index ``(N, K)``; padded slots are zeroed."""
+    gathered = snippets[index.reshape(-1)].reshape(*index.shape, snippets.shape[-1])
+    return gathered * mask.unsqueeze(-1).to(gathered.dtype)

@@ -1,0 +1,183 @@
+"""The proposal-level detector of D-Net (AAAI 2022, fig. 2 and sec. 3.1-3.5), shared with RefactorNet.
+
+    snippet features of a proposal and of its two extended regions (D-Net sec. 3.1)
+      -> feature encoder          (slot: none = A-Net baseline | mlp1 | mlp2 | dnet, table 1)
+      -> A-Net^cls on F^cls of the proposal                        -> M^cls  (eq. 12, C+1 classes)
+      -> A-Net^loc on F^loc of [left region, proposal, right region] -> M^z (eq. 13, C) and M^loc (eq. 14)
+    loss eq. 15: cross-entropy + lambda1 smooth-L1 + lambda2 hinge (background excluded) + L_rec (eq. 3)
+
+The encoder slot is generic: any module mapping snippet features ``(..., D)`` to a dict with the
+classification features ``"cls"`` and localization features ``"loc"`` (``(..., D)`` each) fits; an
+optional ``"rec"`` entry (reconstructed input) adds the reconstruction loss of eq. 3. New encoders register
+in :data:`ENCODERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from talbench.models.anet import ContextAggregation
+from talbench.models.blocks.mlp import MLP
+from talbench.models.dnet import DisentanglementNetwork, reconstruction_loss
+
+REGIONS = ("left", "center", "right")
+FEATURE_CHOICES = {"F_cls": "cls", "F_loc": "loc"}
+
+
+class IdentityEncoder(nn.Module):
+    """A-Net baseline (table 1 "Baseline"): both tasks read the original snippet features."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"cls": x, "loc": x}
+
+
+class SharedMLPEncoder(nn.Module):
+    """Table 1 "+MLP_1": one MLP (D -> hidden -> D) whose output feeds both branches."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int):
+        super().__init__()
+        self.mlp = MLP([feature_dim, hidden_dim, feature_dim])
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        shared = self.mlp(x)
+        return {"cls": shared, "loc": shared}
+
+
+class TwoMLPEncoder(nn.Module):
+    """Table 1 "+MLP_2": two different MLPs, one per branch."""
+
+    def __init__(self, feature_dim: int, hidden_dim: int):
+        super().__init__()
+        self.cls_mlp = MLP([feature_dim, hidden_dim, feature_dim])
+        self.loc_mlp = MLP([feature_dim, hidden_dim, feature_dim])
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"cls": self.cls_mlp(x), "loc": self.loc_mlp(x)}
+
+
+def dnet_hidden_dim(feature_dim: int, cfg: dict) -> int:
+    """D_h = ``dnet.hidden_ratio`` x D (D/4 = 256 at D = 1024 gives the paper's 1.6M, see docs/dnet.md)."""
+    return max(1, round(cfg["dnet"]["hidden_ratio"] * feature_dim))
+
+
+def _dnet_encoder(feature_dim: int, cfg: dict) -> nn.Module:
+    return DisentanglementNetwork(feature_dim, dnet_hidden_dim(feature_dim, cfg), parts=cfg["dnet"]["parts"],
+                                  removed_code=cfg["dnet"]["removed_code"])
+
+
+# MLP baselines are sized to D-Net's parameter count (sec. 4.1: "add some MLPs ... to fill up the gap"):
+# D-Net has 3 encoders D -> D_h and a decoder 3D_h -> D, i.e. the size of one MLP D -> 3D_h -> D (MLP_1)
+# or of two MLPs D -> 1.5 D_h -> D (MLP_2).
+ENCODERS: dict[str, Callable[[int, dict], nn.Module]] = {
+    "none": lambda d, cfg: IdentityEncoder(),
+    "mlp1": lambda d, cfg: SharedMLPEncoder(d, 3 * dnet_hidden_dim(d, cfg)),
+    "mlp2": lambda d, cfg: TwoMLPEncoder(d, max(1, 3 * dnet_hidden_dim(d, cfg) // 2)),
+    "dnet": _dnet_encoder,
+}
+
+
+class ProposalDetector(nn.Module):
+    """Encoder + two A-Nets + the heads of sec. 3.4.
+
+    ``M^cls`` is an MLP followed by a fully-connected layer over C+1 classes; ``M^z`` and ``M^loc`` share
+    one MLP on ``[f^{L,loc}, f^loc, f^{R,loc}]`` (3D) followed by two fully-connected layers (C completeness
+    scores; a class-agnostic (centre, log-length) boundary regression as P-GCN/SSN parameterise it)."""
+
+    def __init__(self, encoder: nn.Module, feature_dim: int, num_classes: int, head_hidden: int,
+                 head_layers: int = 2, dropout: float = 0.0, attention: str = "relu_normalized"):
+        super().__init__()
+        self.encoder = encoder
+        self.num_classes = num_classes
+        self.anet_cls = ContextAggregation(feature_dim, attention)
+        self.anet_loc = ContextAggregation(feature_dim, attention)
+        self.cls_mlp = MLP([feature_dim] + [head_hidden] * head_layers, dropout=dropout)
+        self.cls_fc = nn.Linear(head_hidden, num_classes + 1)  # eq. 12
+        self.loc_mlp = MLP([3 * feature_dim] + [head_hidden] * head_layers, dropout=dropout)
+        self.completeness_fc = nn.Linear(head_hidden, num_classes)  # eq. 13
+        self.regression_fc = nn.Linear(head_hidden, 2)  # eq. 14
+
+    def forward(self, batch: dict[str, torch.Tensor], cls_feature: str = "F_cls",
+                loc_feature: str = "F_loc") -> dict[str, torch.Tensor]:
+        """``batch``: ``<region>`` ``(N, K, D)`` and ``<region>_mask`` ``(N, K)`` for left/center/right,
+        ``video_global`` ``(N, D)`` (eq. 9). ``cls_feature``/``loc_feature`` regroup the disentangled
+        features at test time (table 2)."""
+        cls_key, loc_key = FEATURE_CHOICES[cls_feature], FEATURE_CHOICES[loc_feature]
+        video_global = batch["video_global"]
+        encoded = {region: self.encoder(batch[region]) for region in REGIONS}
+        f_cls = self.anet_cls(encoded["center"][cls_key], batch["center_mask"], video_global)
+        f_loc = [self.anet_loc(encoded[r][loc_key], batch[f"{r}_mask"], video_global) for r in REGIONS]
+        shared = self.loc_mlp(torch.cat(f_loc, dim=-1))
+        out = {
+            "cls_logits": self.cls_fc(self.cls_mlp(f_cls)),
+            "completeness": self.completeness_fc(shared),
+            "regression": self.regression_fc(shared),
+        }
+        if "rec" in encoded["center"]:
+            out["rec_loss"] = reconstruction_loss(batch["center"], encoded["center"]["rec"], batch["center_mask"])
+        return out
+
+
+def build_detector(cfg: dict, feature_dim: int, num_classes: int) -> ProposalDetector:
+    """The detector of ``cfg["detector"]`` at ``feature_dim`` per stream and ``num_classes`` actions."""
+    det = cfg["detector"]
+    name = det["encoder"]
+    if name not in ENCODERS:
+        raise ValueError(f"detector.encoder must be one of {sorted(ENCODERS)}, got {name!r}")
+    hidden = det["head_hidden"] or feature_dim
+    return ProposalDetector(ENCODERS[name](feature_dim, cfg), feature_dim, num_classes, hidden,
+                            head_layers=det["head_layers"], dropout=det["dropout"],
+                            attention=cfg["anet"]["attention"])
+
+
+@dataclass
+class LossTerms:
+    total: torch.Tensor
+    cls: torch.Tensor
+    reg: torch.Tensor
+    com: torch.Tensor
+    rec: torch.Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        return {k: float(getattr(self, k).detach()) for k in ("total", "cls", "reg", "com", "rec")}
+
+
+def detection_loss(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], lambda1: float,
+                   lambda2: float) -> LossTerms:
+    """Eq. 15 ``L = L_cls + lambda1 L_reg + lambda2 L_com + L_rec`` (means over the sampled proposals, as P-GCN).
+
+    ``targets``: ``cls_label`` (N,) in 0..C (0 = background, -1 = not a classification sample),
+    ``comp_class`` (N,) in 0..C-1 (-1 = background: completeness not considered, sec. 3.5),
+    ``comp_sign`` (N,) +1 complete / -1 incomplete, ``reg_target`` (N, 2), ``reg_mask`` (N,) bool."""
+    zero = out["cls_logits"].new_zeros(())
+    cls_valid = targets["cls_label"] >= 0
+    loss_cls = F.cross_entropy(out["cls_logits"][cls_valid], targets["cls_label"][cls_valid]) \
+        if cls_valid.any() else zero
+    comp_valid = targets["comp_class"] >= 0
+    if comp_valid.any():
+        scores = out["completeness"][comp_valid].gather(1, targets["comp_class"][comp_valid, None]).squeeze(1)
+        loss_com = F.relu(1.0 - targets["comp_sign"][comp_valid] * scores).mean()  # hinge
+    else:
+        loss_com = zero
+    reg_valid = targets["reg_mask"]
+    loss_reg = F.smooth_l1_loss(out["regression"][reg_valid], targets["reg_target"][reg_valid]) \
+        if reg_valid.any() else zero
+    loss_rec = out.get("rec_loss", zero)
+    total = loss_cls + lambda1 * loss_reg + lambda2 * loss_com + loss_rec
+    return LossTerms(total, loss_cls, loss_reg, loss_com, loss_rec)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def parameter_counts(cfg: dict, feature_dim: int, num_classes: int) -> dict[str, int]:
+    """Per-stream counts: ``aggregation_and_heads`` (the A-Net baseline model), ``encoder`` and ``total``."""
+    model = build_detector(cfg, feature_dim, num_classes)
+    encoder = count_parameters(model.encoder)
+    total = count_parameters(model)
+    return {"aggregation_and_heads": total - encoder, "encoder": encoder, "total": total}
