@@ -43,19 +43,23 @@ BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 #: The papers talbench reproduces, in the order the leaderboards list them (titles as published).
 PAPERS: dict[str, dict[str, str]] = {
     "dnet": {
+        "short": "D-Net",
         "title": "Learning Disentangled Classification and Localization Representations for Temporal "
         "Action Localization",
         "venue": "AAAI 2022",
     },
     "refactornet": {
+        "short": "RefactorNet",
         "title": "Learning to Refactor Action and Co-occurrence Features for Temporal Action Localization",
         "venue": "CVPR 2022",
     },
     "talnet": {
+        "short": "TAL-Net",
         "title": "Rethinking the Faster R-CNN Architecture for Temporal Action Localization",
         "venue": "CVPR 2018",
     },
     "cltdr_gmg": {
+        "short": "CLTDR-GMG",
         "title": "Temporal Action Localization with Cross Layer Task Decoupling and Refinement",
         "venue": "AAAI 2025",
     },

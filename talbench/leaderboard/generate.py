@@ -1,0 +1,80 @@
+"""``talbench leaderboard``: generate ``leaderboards/`` from ``benchmarks/*.yaml`` and ``results/*.json``.
+
+Writes ``README.md`` (index: per paper the tables, rows and claims reproduced) and ``<paper>.md`` per paper.
+Only recorded runs produce numbers; pending tables show their published numbers and the reason. The folder is
+replaced atomically, and the output depends only on the inputs (no clock, sorted iteration).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from talbench.benchmarks import BENCHMARKS_DIR, PAPERS, load_all
+from talbench.config import PARAMS_FILE, REPO_ROOT, ConfigError, load_params
+from talbench.io import atomic_dir
+from talbench.leaderboard.claims import Rule
+from talbench.leaderboard.render import TableView, render_index, render_paper, summarize
+from talbench.leaderboard.results import load_table_result, load_tune_results
+
+
+def load_rule(params_path: Path = PARAMS_FILE) -> Rule:
+    """The claim-judging rule from params.yaml's ``leaderboard`` section."""
+    section = load_params(params_path).get("leaderboard")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{params_path}: leaderboard: missing section (spread_k, min_seeds)")
+    try:
+        rule = Rule(spread_k=float(section["spread_k"]), min_seeds=int(section["min_seeds"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{params_path}: leaderboard: needs numbers spread_k and min_seeds ({err})") from err
+    if rule.spread_k < 0 or rule.min_seeds < 2:
+        raise ConfigError(f"{params_path}: leaderboard: spread_k must be >= 0 and min_seeds >= 2")
+    return rule
+
+
+def write_leaderboards(
+    results_dir: Path,
+    out_dir: Path,
+    console: Console | None = None,
+    *,
+    benchmarks_dir: Path = BENCHMARKS_DIR,
+    rule: Rule | None = None,
+    repo_root: Path = REPO_ROOT,
+) -> None:
+    """Generate ``out_dir/README.md`` and ``out_dir/<paper>.md`` (atomically: all pages or none)."""
+    console = console or Console()
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    rule = rule or load_rule()
+    benches = load_all(benchmarks_dir)
+    views: dict[str, list[TableView]] = {paper: [] for paper in PAPERS}
+    for table_id, bench in benches.items():
+        path = results_dir / f"{table_id}.json"
+        result = None
+        if path.exists():
+            if bench.status == "pending":
+                console.print(f"[yellow]{path}: ignored, {table_id} is pending ({bench.pending_reason})[/]")
+            else:
+                result = load_table_result(path, bench)
+        views[bench.paper].append(TableView.build(bench, result, rule))
+    studies = load_tune_results(results_dir)
+    for study in studies:
+        if study.paper not in PAPERS:
+            raise ConfigError(f"{results_dir / 'tune'}: study '{study.study}': unknown paper '{study.paper}'")
+
+    summaries = [summarize(paper, paper_views) for paper, paper_views in views.items()]
+    synthetic = any(v.result is not None and v.result.data.source == "synthetic" for vs in views.values() for v in vs)
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "README.md").write_text(render_index(summaries, rule, synthetic), encoding="utf-8")
+        for paper, paper_views in views.items():
+            paper_studies = [s for s in studies if s.paper == paper]
+            page = render_paper(paper, paper_views, paper_studies, out_dir.resolve(), repo_root)
+            (tmp / f"{paper}.md").write_text(page, encoding="utf-8")
+    for s in summaries:
+        rep = s.reproduced
+        console.print(
+            f"{PAPERS[s.paper]['short']}: {s.run}/{s.tables} tables run, rows {s.rows_reproduced}/"
+            f"{s.rows_reproducible}, claims hold {rep['holds']} fail {rep['fails']} "
+            f"inconclusive {rep['inconclusive']} (published supports {s.published_holds}/{s.claims})"
+        )
+    console.print(f"leaderboards written to {out_dir}")
