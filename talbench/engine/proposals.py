@@ -164,7 +164,7 @@ def train_tem(
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                epoch_loss += float(loss) * len(idx)
+                epoch_loss += loss.detach().item() * len(idx)
             scheduler.step()
             losses.append(epoch_loss / len(x))
             progress.update(task, advance=1, description=f"BSN TEM loss {losses[-1]:.4f}")
@@ -246,7 +246,7 @@ def train_pem(
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                epoch_loss += float(loss)
+                epoch_loss += loss.detach().item()
                 batches += 1
             scheduler.step()
             losses.append(epoch_loss / max(batches, 1))
@@ -310,38 +310,41 @@ def fit_bsn(cfg: dict[str, Any], dataset, console: Console | None = None) -> BSN
 
 
 @torch.no_grad()
-def generate_proposals(model: BSN, dataset, video_ids: list[str]) -> pd.DataFrame:
+def generate_proposals(model: BSN, dataset, video_ids: list[str], console: Console | None = None) -> pd.DataFrame:
     """BSN proposals of ``video_ids``: ``video_id, start, end, score, xmin_score, xmax_score, iou_score``
     (seconds), Soft-NMS'ed and cut to ``max_proposals`` per video."""
+    frames = []
+    with _progress(console) as progress:
+        for video_id in progress.track(video_ids, description="BSN proposals"):
+            frames.append(_video_proposals(model, dataset, video_id))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _video_proposals(model: BSN, dataset, video_id: str) -> pd.DataFrame:
+    """TEM curves -> PGM candidates -> PEM confidence -> score (eq. 9) -> Soft-NMS, for one video."""
     from talbench.engine.postprocess import soft_nms
 
     settings = model.settings
-    frames = []
-    for video_id in video_ids:
-        features = dataset.features(video_id, settings["stream"])
-        centers = np.asarray(dataset.snippet_centers(video_id), dtype=np.float64)
-        curves = tem_curves(model.tem, features, settings["window"], window_stride(settings))
-        cells, start_score, end_score, bsp = video_candidates(curves, settings, settings["pem_top_k_infer"])
-        conf = model.pem(torch.from_numpy(bsp)).numpy().astype(np.float64)
-        score = start_score * end_score * conf
-        segments = cells_to_seconds(cells, centers)
-        keep_segments, keep_scores, keep_index = soft_nms(
-            segments, score, sigma=settings["soft_nms_sigma"], top_k=settings["max_proposals"]
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "video_id": video_id,
-                    "start": keep_segments[:, 0],
-                    "end": keep_segments[:, 1],
-                    "score": keep_scores,
-                    "xmin_score": start_score[keep_index],
-                    "xmax_score": end_score[keep_index],
-                    "iou_score": conf[keep_index],
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+    features = dataset.features(video_id, settings["stream"])
+    centers = np.asarray(dataset.snippet_centers(video_id), dtype=np.float64)
+    curves = tem_curves(model.tem, features, settings["window"], window_stride(settings))
+    cells, start_score, end_score, bsp = video_candidates(curves, settings, settings["pem_top_k_infer"])
+    conf = model.pem(torch.from_numpy(bsp)).numpy().astype(np.float64)
+    score = start_score * end_score * conf
+    segments, kept_score, kept = soft_nms(
+        cells_to_seconds(cells, centers), score, sigma=settings["soft_nms_sigma"], top_k=settings["max_proposals"]
+    )
+    return pd.DataFrame(
+        {
+            "video_id": video_id,
+            "start": segments[:, 0],
+            "end": segments[:, 1],
+            "score": kept_score,
+            "xmin_score": start_score[kept],
+            "xmax_score": end_score[kept],
+            "iou_score": conf[kept],
+        }
+    )
 
 
 def validate_settings(bsn: dict[str, Any]) -> dict[str, Any]:
@@ -386,13 +389,14 @@ def run_proposal_stage(
     params = params if params is not None else load_params()
     overrides = {"data": {"source": data_source}} if data_source else None
     cfg = resolve(params, profile, overrides)
+    torch.set_num_threads(int(cfg.get("run", {}).get("torch_threads", 1)))
     dataset = open_dataset(cfg)
     model = fit_bsn(cfg, dataset, console)
 
     splits = ("train", "test")
     video_ids = [v for split in splits for v in dataset.video_ids(split)]
     t0 = time.perf_counter()
-    proposals = generate_proposals(model, dataset, video_ids)
+    proposals = generate_proposals(model, dataset, video_ids, console)
     inference_s = time.perf_counter() - t0
     out_dir = proposals_dir(cfg, root)
     write_proposals(out_dir, proposals, video_ids)
