@@ -1,0 +1,110 @@
+"""Rendering a video's latent timeline into two-stream, I3D-like features (docs/synthetic.md, step 5).
+
+For stream ``s`` and cell ``t`` (centre time ``tau_t``)::
+
+    a_t  = latent activations (background mixture, context presence, soft phase weights)
+    h_t^s = (g^s * a_t) W^s + b^s + nu^s (z_t^s N^s) / sqrt(K) + sigma^s eps_t^s
+    x_t^s = softplus(h_t^s)
+
+with ``z`` (K-dim) and ``eps`` (D-dim) stationary AR(1) processes of unit variance and coefficient
+``noise_rho`` (adjacent I3D clips overlap by 12 of 16 frames), so features are non-negative and temporally
+correlated like average-pooled I3D activations.  Phase and context edges are logistic ramps,
+``w(tau) = sigma((tau - lo) / beta) - sigma((tau - hi) / beta)``, so boundaries are blurred.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talbench.data.synthetic.config import SynthConfig
+from talbench.data.synthetic.layout import VideoLayout
+from talbench.data.synthetic.taxonomy import STREAMS, Taxonomy
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def soft_box(t: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
+    """``(T, N)`` membership of times ``t`` in boxes ``[lo, hi)`` with logistic edges of ``scale`` seconds."""
+    scale = np.asarray(scale, dtype=np.float64)
+    return _sigmoid((t[:, None] - lo[None]) / scale) - _sigmoid((t[:, None] - hi[None]) / scale)
+
+
+def ar1(eta: np.ndarray, rho: float) -> np.ndarray:
+    """Stationary unit-variance AR(1) along axis 0 driven by white ``eta``:
+    ``x_0 = eta_0``, ``x_t = rho x_{t-1} + sqrt(1 - rho^2) eta_t``.
+
+    Computed blockwise in closed form (``x_{t0+j} = rho^{j+1} x_{t0-1} + sum_k rho^{j-k} e_{t0+k}``) with a
+    cumulative sum per block, so the only Python loop is over blocks of ~40 cells, not over cells."""
+    if rho == 0.0:
+        return eta.astype(np.float64)
+    e = np.sqrt(1 - rho**2) * eta.astype(np.float64)
+    e[0] = eta[0]
+    block = 1 + int(np.log(1e4) / -np.log(rho))
+    powers = rho ** np.arange(block, dtype=np.float64)
+    out = np.empty_like(e)
+    carry = np.zeros(e.shape[1:])
+    for t0 in range(0, e.shape[0], block):
+        p = powers[: min(block, e.shape[0] - t0)].reshape(-1, *([1] * (e.ndim - 1)))
+        out[t0 : t0 + p.shape[0]] = np.cumsum(e[t0 : t0 + p.shape[0]] / p, axis=0) * p + p * rho * carry
+        carry = out[t0 + p.shape[0] - 1]
+    return out
+
+
+def latent_activations(layout: VideoLayout, cfg: SynthConfig, taxonomy: Taxonomy, rng: np.random.Generator) -> np.ndarray:
+    """``(T, A)`` activation of every dictionary atom at every cell (before stream gains)."""
+    t = layout.centers(cfg)
+    act = np.zeros((layout.num_cells, taxonomy.num_atoms))
+
+    # Class-agnostic background: a per-video mixture of background atoms (unit norm weights).
+    weights = rng.dirichlet(np.ones(taxonomy.background_atoms.size))
+    act[:, taxonomy.background_atoms] = weights / np.linalg.norm(weights)
+
+    # Context: presence of class c is the soft union of its regions (instance with margins, coupling).
+    around = layout.region_kind <= 1
+    presence = soft_box(t, layout.region_start[around], layout.region_end[around], cfg.context.blur_s)
+    per_class = np.minimum(presence @ np.eye(cfg.num_classes)[layout.region_label[around]], 1.0)
+    share = cfg.context.class_share
+    per_family = np.minimum(per_class @ np.eye(cfg.num_families)[taxonomy.family_of_class], 1.0)
+    act[:, taxonomy.scene_atom] = np.sqrt(1 - share) * per_family
+    act[:, taxonomy.context_atom] = np.sqrt(share) * per_class
+
+    # Action phases: soft membership of each of the 4 phases of each instance, scaled by its gain.
+    p = cfg.phases
+    scale = p.blur_s + p.blur_rel * (layout.end - layout.start)
+    lo, hi = layout.bounds[:, :4], layout.bounds[:, 1:]
+    member = soft_box(t, lo.ravel(), hi.ravel(), np.repeat(scale, 4))  # (T, J*4), instance-major
+    family = taxonomy.family_of_class[layout.label]
+    atoms = np.stack(
+        [taxonomy.onset_atom[family], taxonomy.body_atom[family], taxonomy.key_atom[layout.label],
+         taxonomy.offset_atom[family]], axis=1,
+    ).ravel()
+    to_atoms = np.zeros((atoms.size, taxonomy.num_atoms))
+    to_atoms[np.arange(atoms.size), atoms] = np.repeat(layout.gain, 4)
+    act += member @ to_atoms
+    return act
+
+
+def render_features(
+    layout: VideoLayout, cfg: SynthConfig, taxonomy: Taxonomy, rng: np.random.Generator
+) -> np.ndarray:
+    """float32 ``(T, 2 D)`` features, RGB then Flow, as the ActionFormer THUMOS14 ``.npy`` files."""
+    act = latent_activations(layout, cfg, taxonomy, rng)
+    streams = []
+    for stream in STREAMS:
+        gains = getattr(cfg.streams, stream)
+        # Gains in the order of taxonomy.GROUPS: background, scene, class context, 4 action phases.
+        per_group = np.array([gains.background, gains.context, gains.context] + [gains.action] * 4)
+        signal = (act * per_group[taxonomy.atom_group]).astype(np.float32) @ taxonomy.dictionaries[stream]
+        k = taxonomy.nuisance[stream].shape[0]
+        nuisance = ar1(rng.standard_normal((layout.num_cells, k)), cfg.noise_rho).astype(np.float32)
+        noise = ar1(rng.standard_normal((layout.num_cells, cfg.feature_dim), dtype=np.float32), cfg.noise_rho)
+        pre = (
+            signal
+            + taxonomy.bias[stream]
+            + (gains.nuisance / np.sqrt(k)) * (nuisance @ taxonomy.nuisance[stream])
+            + (gains.noise * noise).astype(np.float32)
+        )
+        streams.append(np.logaddexp(np.float32(0), pre, dtype=np.float32))
+    return np.concatenate(streams, axis=1)
