@@ -109,7 +109,7 @@ def validate_frame(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{what}: missing column(s) {missing} (have {list(df.columns)})")
-    for column in columns[2:]:
+    for column in (c for c in columns if c in ("start", "end", "score")):
         values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():

@@ -184,7 +184,7 @@ def load_cbr_detections(path: str | Path, class_map: dict[int, str] | None = Non
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{path}: line {row + 1} video '{df['video_id'].iloc[row]}' field 'class_id' "
-            f"{df['class_id'].iloc[row]!r} is not a known UCF101 id of THUMOS'14"
+            f"{float(df['class_id'].iloc[row]):g} is not a known UCF101 id of THUMOS'14"
         )
     return pd.DataFrame(
         {"video_id": df["video_id"], "label": labels.to_numpy(dtype=object), "start": df["start"],
