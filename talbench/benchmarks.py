@@ -207,7 +207,7 @@ class Benchmark(_Strict):
                 raise ValueError(f"metrics.{column}: not a numeric column of the table {self.columns}")
         names = [row.name for row in self.rows]
         for i, row in enumerate(self.rows):
-            if names.count(row.name) > 1:
+            if row.name in names[:i]:
                 raise ValueError(f"rows[{i}].name: row name '{row.name}' appears more than once")
             unknown = sorted(set(row.published) - set(self.columns))
             if unknown:

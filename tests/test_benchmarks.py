@@ -1,0 +1,173 @@
+"""Benchmark files: the published numbers equal the shared transcription, the schema rejects bad files."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from talbench.benchmarks import BENCHMARKS_DIR, list_tables, load_all, load_benchmark, load_benchmark_file
+from talbench.config import ConfigError
+from talbench.leaderboard.claims import HOLDS, judge_published
+
+SHARED = Path(__file__).parents[2] / "shared"
+PUBLISHED = SHARED / "published" / "tables.yaml"
+
+
+@pytest.fixture(scope="module")
+def published() -> dict:
+    return {t["id"]: t for t in yaml.safe_load(PUBLISHED.read_text(encoding="utf-8"))["tables"]}
+
+
+@pytest.fixture(scope="module")
+def benches():
+    return load_all()
+
+
+def test_one_file_per_published_table(published, benches):
+    assert len(published) == 24
+    assert set(benches) == set(published)
+    assert list_tables() == list(benches)
+    assert list_tables()[:2] == ["dnet.table1", "dnet.table2"]
+    assert list_tables()[-2:] == ["cltdr_gmg.table10", "cltdr_gmg.table11"]  # numeric, not lexical, order
+
+
+def test_published_numbers_equal_the_shared_transcription(published, benches):
+    for table_id, table in published.items():
+        bench = benches[table_id]
+        for key in ("paper", "title", "dataset", "split", "features", "metric", "columns"):
+            assert getattr(bench, key) == table[key], f"{table_id}.{key}"
+        assert len(bench.rows) == len(table["rows"]), table_id
+        for row, source in zip(bench.rows, table["rows"]):
+            group = source.get("features", source.get("task"))
+            assert row.name in (source["name"], f"{source['name']} [{group}]"), (table_id, row.name)
+            for column in table["columns"]:
+                mine, theirs = row.published[column], source[column]
+                assert type(mine) is type(theirs) and mine == theirs, (table_id, row.name, column, mine, theirs)
+
+
+def test_claims_of_the_transcription_are_all_encoded(published, benches):
+    for table_id, table in published.items():
+        encoded = [c.text for c in benches[table_id].claims if c.source == "tables.yaml"]
+        assert encoded == table.get("claims", []), table_id
+
+
+def test_published_tables_support_their_claims(benches):
+    for bench in benches.values():
+        for claim in bench.claims:
+            assert judge_published(bench, claim).verdict == HOLDS, (bench.id, claim.text)
+
+
+def test_every_table_starts_pending_with_a_reason(benches):
+    for bench in benches.values():
+        assert bench.status == "pending" and bench.pending_reason
+        assert not bench.reproduced_rows
+    assert benches["dnet.table1"].pending_reason == "model lands with issue #5"
+    assert benches["refactornet.table3"].pending_reason == "model lands with issue #6"
+    assert benches["dnet.table1"].metrics["fusion"] == "fusion/mAP_0.5"
+
+
+def _raw(table_id: str = "dnet.table1") -> dict:
+    return yaml.safe_load((BENCHMARKS_DIR / f"{table_id}.yaml").read_text(encoding="utf-8"))
+
+
+def _break_unknown_column(raw):
+    raw["rows"][1]["published"]["rbg"] = 1.0
+
+
+def _break_missing_row(raw):
+    raw["claims"][1]["check"]["checks"][0]["a"] = "+ MLP3"
+
+
+def _break_no_reason(raw):
+    raw["pending_reason"] = None
+
+
+def _break_duplicate_row(raw):
+    raw["rows"][2]["name"] = raw["rows"][0]["name"]
+
+
+def _break_kind(raw):
+    raw["claims"][0]["check"]["kind"] = "better"
+
+
+def _break_delta_bounds(raw):
+    raw["claims"][0]["check"] = {"kind": "delta", "a": "+ D-Net", "b": "Baseline (A-Net)", "metrics": ["rgb"]}
+
+
+def _break_active_without_reproduce(raw):
+    raw["status"] = "active"
+
+
+def _break_claim_metric(raw):
+    raw["claims"][0]["check"]["metrics"] = ["rgb", "map"]
+
+
+def _break_extra_key(raw):
+    raw["colums"] = ["rgb"]
+
+
+def _break_metrics_mapping(raw):
+    raw["metrics"]["mAP"] = "fusion/mAP_0.5"
+
+
+def _break_missing_column(raw):
+    del raw["rows"][3]["published"]["flow"]
+
+
+def _break_reproduce_key(raw):
+    raw["rows"][0]["reproduce"] = {"overide": {}}
+
+
+@pytest.mark.parametrize(
+    ("breaker", "message"),
+    [
+        (_break_unknown_column, r"rows\[1\]\.published: unknown column\(s\) \['rbg'\]"),
+        (_break_missing_row, r"claims\[1\]\.check\.checks\[0\]\.a: row '\+ MLP3' does not exist"),
+        (_break_no_reason, r"pending_reason: a pending table must say why"),
+        (_break_duplicate_row, r"rows\[2\]\.name: row name 'Baseline \(A-Net\)' appears more than once"),
+        (_break_kind, r"claims\.0\.check: .*tag 'better'"),
+        (_break_delta_bounds, r"claims\.0\.check\.delta: .*needs 'min', 'max' or both"),
+        (_break_active_without_reproduce, r"status: an active table needs at least one row"),
+        (_break_claim_metric, r"claims\[0\]\.check\.metrics: 'map' is not a numeric column"),
+        (_break_extra_key, r"colums: Extra inputs are not permitted"),
+        (_break_metrics_mapping, r"metrics\.mAP: not a numeric column"),
+        (_break_missing_column, r"rows\[3\]\.published: missing column\(s\) \['flow'\]"),
+        (_break_reproduce_key, r"rows\.0\.reproduce\.overide: Extra inputs"),
+    ],
+)
+def test_invalid_files_name_file_and_key(tmp_path, breaker, message):
+    raw = copy.deepcopy(_raw())
+    breaker(raw)
+    path = tmp_path / "dnet.table1.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message) as err:
+        load_benchmark_file(path)
+    assert str(path) in str(err.value)
+
+
+def test_file_name_must_match_id_and_yaml_must_parse(tmp_path):
+    path = tmp_path / "dnet.table9.yaml"
+    path.write_text(yaml.safe_dump(_raw()), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"dnet\.table9\.yaml: id: 'dnet\.table1' does not match"):
+        load_benchmark_file(path)
+    path.write_text("id: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_benchmark_file(path)
+    with pytest.raises(ConfigError, match=r"no benchmark 'dnet\.table7' \(known: dnet\.table9\)"):
+        load_benchmark("dnet.table7", tmp_path)
+
+
+def test_activating_a_table_is_a_small_edit(tmp_path):
+    """What the model engineers do: add `reproduce` to rows and flip the status."""
+    raw = _raw()
+    raw["status"], raw["pending_reason"] = "active", None
+    raw["rows"][3]["reproduce"] = {"overrides": {"model": {"runner": "dnet"}}, "test_overrides": {}}
+    path = tmp_path / "dnet.table1.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    bench = load_benchmark_file(path)
+    assert [r.name for r in bench.reproduced_rows] == ["+ D-Net"]
+    assert bench.row("+ D-Net").reproduce.overrides == {"model": {"runner": "dnet"}}
+    assert list_tables(tmp_path, status="active") == ["dnet.table1"]
