@@ -96,7 +96,7 @@ def single_stream(stream: dict[str, ProposalScores]) -> dict[str, FusedScores]:
 
 
 def to_detections(fused: dict[str, FusedScores], classes: list[str], test_time: dict,
-                  video_scores: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                  video_scores: dict[str, np.ndarray] | None = None, soft_nms: dict | None = None) -> pd.DataFrame:
     """Per-class NMS over every video's (proposal, class) candidates -> ``video_id, label, start, end, score``.
 
     ``video_scores`` (video -> (C,) class probabilities) applies video-level classification fusion as
@@ -124,7 +124,14 @@ def to_detections(fused: dict[str, FusedScores], classes: list[str], test_time: 
     candidates = pd.concat(frames, ignore_index=True)
     candidates["start"] = candidates["start"].clip(lower=0.0)
     candidates = candidates[candidates["end"] > candidates["start"]]
-    kept = nms_per_class(candidates, iou_threshold=test_time["nms_threshold"],
-                         max_per_video=test_time["max_per_video"])
+    if soft_nms is None:
+        kept = nms_per_class(candidates, iou_threshold=test_time["nms_threshold"],
+                             max_per_video=test_time["max_per_video"])
+    else:  # RefactorNet sec. 3.6: Soft-NMS per class ({"method": "gaussian" | "linear", "sigma": s})
+        from talbench.engine.postprocess import nms_per_video
+
+        kept = nms_per_video(candidates, soft_nms["method"], iou_threshold=test_time["nms_threshold"],
+                             sigma=soft_nms["sigma"], per_class=True, max_per_video=test_time["max_per_video"],
+                             min_score=test_time["min_score"])
     kept = kept.assign(label=np.asarray(classes, dtype=object)[kept["label_id"].to_numpy()])
     return kept[["video_id", "label", "start", "end", "score"]].reset_index(drop=True)

@@ -74,11 +74,15 @@ class TrainHistory:
 
 def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
                    assigned: dict[str, AssignedProposals], cfg: dict, seed: int, *, description: str = "train",
-                   console=None, after_epoch: Callable[[int], None] | None = None) -> TrainHistory:
-    """Train ``model`` for ``detector.epochs`` epochs; ``after_epoch(epoch)`` runs after each one."""
+                   console=None, after_epoch: Callable[[int], None] | None = None,
+                   optimizer: torch.optim.Optimizer | None = None,
+                   extra_loss: Callable[[], torch.Tensor] | None = None) -> TrainHistory:
+    """Train ``model`` for ``detector.epochs`` epochs; ``after_epoch(epoch)`` runs after each one.
+    ``optimizer`` replaces the default SGD and ``extra_loss()`` is added to eq. 15 at every step
+    (RefactorNet's end-to-end stage: Adam and L_R on its sample pairs)."""
     det, sampling = cfg["detector"], cfg["detector"]["sampling"]
-    optimizer = torch.optim.SGD(model.parameters(), lr=det["lr"], momentum=det["momentum"],
-                                weight_decay=det["weight_decay"])
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=det["lr"], momentum=det["momentum"],
+                                             weight_decay=det["weight_decay"])
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=det["lr_steps"], gamma=0.1)
     lambda1, lambda2 = cfg["dnet"]["lambda1"], cfg["dnet"]["lambda2"]
     video_ids = [v for v in videos if v in assigned and (assigned[v].kind >= 0).any()]
@@ -107,7 +111,7 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
                 targets = {k: torch.from_numpy(np.concatenate([t[k] for t in parts])) for k in parts[0]}
                 terms = detection_loss(model(batch), targets, lambda1, lambda2)
                 optimizer.zero_grad(set_to_none=True)
-                terms.total.backward()
+                (terms.total + extra_loss() if extra_loss is not None else terms.total).backward()
                 if det["clip_grad_norm"]:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), det["clip_grad_norm"])
                 optimizer.step()
