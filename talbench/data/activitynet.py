@@ -42,19 +42,20 @@ def load_activitynet_annotations(annotation_dir: str | Path) -> Annotations:
     """Read BMN's ActivityNet v1.3 annotation files from ``annotation_dir``."""
     folder = Path(annotation_dir)
     classes = _read_csv(folder / CLASS_FILE, ["action"])["action"].astype(str).tolist()
-    info = _read_csv(folder / VIDEO_INFO_FILE, ["video", "subset"]).set_index("video")
+    info = _read_csv(folder / VIDEO_INFO_FILE, ["video", "subset"])
+    subset_of = dict(zip(info["video"].astype(str), info["subset"].astype(str), strict=True))
     database = read_json(folder / ANNOTATION_FILE)
     path = folder / ANNOTATION_FILE
     video_rows, rows = [], []
     for video_id, entry in database.items():
-        if video_id not in info.index:
+        if video_id not in subset_of:
             raise DataError.at(
                 folder / VIDEO_INFO_FILE,
                 "video of the annotation file has no row",
                 video=video_id,
                 field="video",
             )
-        split = ACTIVITYNET_SUBSETS.get(str(info.at[video_id, "subset"]).lower())
+        split = ACTIVITYNET_SUBSETS.get(subset_of[video_id].lower())
         if split is None:
             continue
         if "duration_second" not in entry:
@@ -64,7 +65,7 @@ def load_activitynet_annotations(annotation_dir: str | Path) -> Annotations:
             raise DataError.at(
                 path, f"must be positive, got {duration}", video=video_id, field="duration_second"
             )
-        video_rows.append((video_id, info.at[video_id, "subset"], split, duration, float("nan")))
+        video_rows.append((video_id, subset_of[video_id], split, duration, float("nan")))
         for k, ann in enumerate(entry.get("annotations") or []):
             segment = ann.get("segment")
             if "label" not in ann or not isinstance(segment, (list, tuple)) or len(segment) != 2:
