@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -48,9 +47,10 @@ def load_latents(root: Path, video_id: str) -> dict[str, np.ndarray]:
         return {key: npz[key] for key in npz.files}
 
 
-def fit_ridge(dataset, videos: list[str], stream: str, root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Streaming ridge regression of one-hot targets (0 = background, 1 + class) on standardised features."""
-    num_out = len(dataset.classes) + 1
+def fit_ridge(dataset, videos, stream: str, root: Path, agnostic: bool = False) -> np.ndarray:
+    """Streaming ridge regression of one-hot targets (0 = background, 1 + class; or 1 = any action when
+    ``agnostic``) on standardised features; returns weights acting on ``[x, 1]``."""
+    num_out = 2 if agnostic else len(dataset.classes) + 1
     dim = dataset.stream_dim(stream)
     gram = torch.zeros(dim + 1, dim + 1, dtype=torch.float64)
     cross = torch.zeros(dim + 1, num_out, dtype=torch.float64)
@@ -59,6 +59,7 @@ def fit_ridge(dataset, videos: list[str], stream: str, root: Path) -> tuple[np.n
         x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=torch.float64)], dim=1)
         latents = load_latents(root, video_id)
         target = np.where(latents["instance"] >= 0, latents["instance_label"][latents["instance"]] + 1, 0)
+        target = np.minimum(target, 1) if agnostic else target
         gram += x.T @ x
         cross += x.T @ torch.nn.functional.one_hot(torch.from_numpy(target.astype(np.int64)), num_out).double()
     count = gram[-1, -1]
@@ -74,10 +75,10 @@ def fit_ridge(dataset, videos: list[str], stream: str, root: Path) -> tuple[np.n
     penalty = torch.eye(dim + 1, dtype=torch.float64) * RIDGE_L2 * count
     penalty[-1, -1] = 0
     weights_z = torch.linalg.solve(gram_z + penalty, cross_z)
-    return (transform @ weights_z).numpy(), mean.numpy(), std.numpy()
+    return (transform @ weights_z).numpy()
 
 
-def detect(dataset, videos: list[str], stream: str, weights: np.ndarray) -> pd.DataFrame:
+def detect(dataset, videos: list[str], stream: str, weights: np.ndarray, labels: list[str]) -> pd.DataFrame:
     """Argmax per snippet, runs of one class -> segments [first centre - half stride, last centre + half stride]."""
     rows = []
     for video_id in videos:
@@ -96,7 +97,7 @@ def detect(dataset, videos: list[str], stream: str, weights: np.ndarray) -> pd.D
         half = dataset.layout.stride / 2 / dataset.fps(video_id)
         rows.append(pd.DataFrame({
             "video_id": video_id,
-            "label": [dataset.classes[c - 1] for c in run_label],
+            "label": [labels[c - 1] for c in run_label],
             "start": centers[starts] - half,
             "end": centers[ends - 1] + half,
             "score": scores,
@@ -164,18 +165,24 @@ def main() -> None:
     table = Table(title=f"per-snippet ridge baseline + grouping, {args.profile} (mAP %, test)")
     for col in ["stream", *[f"{t:.1f}" for t in thresholds], "avg", "fit+infer s"]:
         table.add_column(col, justify="right")
-    result["baseline"] = {}
-    for stream in STREAMS:
-        began = time.perf_counter()
-        weights, _, _ = fit_ridge(dataset, track(train, description=f"fit {stream}", transient=True), stream, root)
-        pred = detect(dataset, test, stream, weights)
-        res = evaluate_detection(gt, pred, thresholds)
-        seconds = time.perf_counter() - began
-        result["baseline"][stream] = {
-            "map": [round(float(m), 2) for m in res.map], "average_map": round(res.average_map, 2),
-            "predictions": len(pred), "seconds": round(seconds, 1),
-        }
-        table.add_row(stream, *[f"{m:.1f}" for m in res.map], f"{res.average_map:.1f}", f"{seconds:.1f}")
+    result["baseline"], result["localization"] = {}, {}
+    gt_agnostic = gt.assign(label="action")
+    for task, agnostic, truth, labels in (
+        ("baseline", False, gt, dataset.classes), ("localization", True, gt_agnostic, ["action"])
+    ):
+        for stream in STREAMS:
+            began = time.perf_counter()
+            fit_videos = track(train, description=f"fit {task} {stream}", transient=True)
+            weights = fit_ridge(dataset, fit_videos, stream, root, agnostic=agnostic)
+            pred = detect(dataset, test, stream, weights, labels)
+            res = evaluate_detection(truth, pred, thresholds)
+            seconds = time.perf_counter() - began
+            result[task][stream] = {
+                "map": [round(float(m), 2) for m in res.map], "average_map": round(res.average_map, 2),
+                "predictions": len(pred), "seconds": round(seconds, 1),
+            }
+            name = stream if task == "baseline" else f"{stream}, class-agnostic"
+            table.add_row(name, *[f"{m:.1f}" for m in res.map], f"{res.average_map:.1f}", f"{seconds:.1f}")
     console.print(table)
 
     probe_table = Table(title="linear probe of the context class (test accuracy %)")

@@ -114,7 +114,7 @@ class SynthConfig(_Strict):
     @model_validator(mode="after")
     def _families(self) -> SynthConfig:
         if self.num_families > self.num_classes:
-            raise ValueError("num_families must be <= num_classes")
+            raise ValueError(f"num_families ({self.num_families}) must be <= num_classes ({self.num_classes})")
         return self
 
 

@@ -11,8 +11,10 @@ The whole folder is written atomically (talbench.io.atomic_dir).  Every video ha
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,18 @@ def _annotation(cfg: SynthConfig, taxonomy: Taxonomy, start: float, end: float, 
     }
 
 
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` with fixed zip timestamps, so that the same seed gives the same bytes
+    (``np.savez*`` stamps the current time; DVC caches by content)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(array))
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
 def generate(synth_cfg: dict[str, Any], out: Path, progress: bool = False) -> SynthReport:
     """Generate the benchmark described by ``synth_cfg`` (the resolved ``synth:`` section) into ``out``."""
     cfg = parse_config(synth_cfg)
@@ -102,9 +116,9 @@ def generate(synth_cfg: dict[str, Any], out: Path, progress: bool = False) -> Sy
             features = render_features(layout, cfg, taxonomy, rng)
             latents = hard_latents(layout, cfg)
             np.save(tmp / "i3d_features" / f"{video_id}.npy", features)
-            np.savez_compressed(
-                tmp / "latents" / f"{video_id}.npz", **latents,
-                instance_label=layout.label.astype(np.int16), phase_bounds=layout.bounds,
+            save_npz(
+                tmp / "latents" / f"{video_id}.npz",
+                {**latents, "instance_label": layout.label.astype(np.int16), "phase_bounds": layout.bounds},
             )
             database[video_id] = {
                 "subset": subset,

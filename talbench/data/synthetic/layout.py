@@ -39,7 +39,7 @@ def cells_to_seconds(num_cells: int, cfg: SynthConfig) -> float:
 
 
 def seconds_to_cells(seconds: float, cfg: SynthConfig) -> int:
-    return int(round((seconds * cfg.fps - cfg.clip_frames) / cfg.feature_stride)) + 1
+    return round((seconds * cfg.fps - cfg.clip_frames) / cfg.feature_stride) + 1
 
 
 def sample_durations(cfg: SynthConfig, rng: np.random.Generator, n: int) -> np.ndarray:
