@@ -36,7 +36,7 @@ def high_quality_proposal_metrics(
         raise DataError("ground truth: no instances")
     videos, _ = pd.factorize(pd.concat([gt["video_id"], proposals["video_id"]], ignore_index=True))
     gt_video, prop_video = videos[: len(gt)], videos[len(gt) :]
-    gt_order = np.argsort(gt_video, kind="stable")
+    gt_order = np.lexsort((gt["start"].to_numpy(np.float64), gt_video))
     pair_prop, pair_gt, pair_tiou = _candidate_pairs(
         prop_video, proposals["start"].to_numpy(np.float64), proposals["end"].to_numpy(np.float64),
         gt_video[gt_order], gt["start"].to_numpy(np.float64)[gt_order],

@@ -141,18 +141,37 @@ def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
 def _candidate_pairs(pred_key, pred_start, pred_end, gt_key, gt_start, gt_end, min_threshold):
     """All (prediction, GT) pairs of equal (video, label) key with tIoU >= min_threshold.
 
-    ``gt_key`` must be sorted. Returns prediction index, GT index and tIoU, in prediction order then GT order.
+    The GT must be sorted by key, then start. Only GTs that can overlap a prediction are paired: with
+    ``L`` the longest GT of the key, an overlapping GT starts in ``(start - L, end)``, a window found by
+    binary search. Returns prediction index, GT index and tIoU, in prediction order then GT start order.
     """
-    lo = np.searchsorted(gt_key, pred_key, side="left")
-    hi = np.searchsorted(gt_key, pred_key, side="right")
-    counts = hi - lo
+    n, n_gt = len(pred_key), len(gt_key)
+    if n == 0 or n_gt == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    key_lo = np.searchsorted(gt_key, pred_key, side="left")
+    key_hi = np.searchsorted(gt_key, pred_key, side="right")
+    group_first = np.flatnonzero(np.r_[True, gt_key[1:] != gt_key[:-1]])
+    group_longest = np.maximum.reduceat(np.maximum(gt_end - gt_start, 0.0), group_first)
+    longest = np.zeros(n)
+    has_gt = key_hi > key_lo
+    longest[has_gt] = group_longest[np.searchsorted(group_first, key_lo[has_gt], side="right") - 1]
+    # (key, start) folded into one sortable float; the window is a superset, tIoU is computed exactly.
+    base = min(gt_start.min(), 0.0)
+    span = max(gt_start.max(), 0.0) - base
+    scale = span + 2.0
+    margin = 1e-6 * scale
+    folded_gt = gt_key * scale + (gt_start - base)
+    lo_val = pred_key * scale + np.clip(pred_start - longest - base - margin, -0.5, span + 0.5)
+    hi_val = pred_key * scale + np.clip(pred_end - base + margin, -0.5, span + 0.5)
+    lo = np.maximum(np.searchsorted(folded_gt, lo_val, side="left"), key_lo)
+    hi = np.minimum(np.searchsorted(folded_gt, hi_val, side="right"), key_hi)
+    counts = np.maximum(hi - lo, 0)
     ends = np.cumsum(counts)
     out_pred, out_gt, out_tiou = [], [], []
     chunk_start = 0
-    n = len(pred_key)
     while chunk_start < n:
-        base = ends[chunk_start - 1] if chunk_start else 0
-        chunk_end = int(np.searchsorted(ends, base + _MAX_PAIRS_PER_CHUNK, side="right"))
+        base_count = ends[chunk_start - 1] if chunk_start else 0
+        chunk_end = int(np.searchsorted(ends, base_count + _MAX_PAIRS_PER_CHUNK, side="right"))
         chunk_end = min(max(chunk_end, chunk_start + 1), n)
         c = counts[chunk_start:chunk_end]
         pair_pred = np.repeat(np.arange(chunk_start, chunk_end), c)
@@ -164,27 +183,27 @@ def _candidate_pairs(pred_key, pred_start, pred_end, gt_key, gt_start, gt_end, m
         out_gt.append(pair_gt[keep])
         out_tiou.append(tiou[keep])
         chunk_start = chunk_end
-    if not out_pred:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(out_pred), np.concatenate(out_gt), np.concatenate(out_tiou)
 
 
 def greedy_match(
     pair_pred: np.ndarray, pair_gt: np.ndarray, pair_tiou: np.ndarray, n_pred: int, n_gt: int,
-    thresholds: np.ndarray,
+    thresholds: np.ndarray, gt_tie_rank: np.ndarray | None = None,
 ) -> np.ndarray:
     """True-positive flags ``(T, n_pred)`` of the official greedy matching, by deferred acceptance.
 
     Predictions are identified by their rank (lower = matched first); a pair may only match at threshold
     t if its tIoU >= t. Each prediction proposes to its candidates in descending tIoU order; each GT keeps
     the best-ranked proposer. Rounds are vectorized over every (threshold, prediction) agent.
+    Exact tIoU ties go to the GT with the higher ``gt_tie_rank`` (default: the GT index).
     """
     n_thr = len(thresholds)
     tp = np.zeros((n_thr, n_pred), dtype=bool)
     if pair_pred.size == 0:
         return tp
     # Candidates of each prediction: descending tIoU, exact ties to the later GT (see module docstring).
-    order = np.lexsort((-pair_gt, -pair_tiou, pair_pred))
+    tie = pair_gt if gt_tie_rank is None else gt_tie_rank[pair_gt]
+    order = np.lexsort((-tie, -pair_tiou, pair_pred))
     pair_pred, pair_gt, pair_tiou = pair_pred[order], pair_gt[order], pair_tiou[order]
     block_start = np.searchsorted(pair_pred, np.arange(n_pred), side="left")
     valid = pair_tiou[None, :] >= thresholds[:, None]
@@ -244,10 +263,11 @@ def evaluate_detection(
     gt_key_all = video_codes[: len(gt)].astype(np.int64) * n_classes + gt_class
     pred_key_all = video_codes[len(gt) :].astype(np.int64) * n_classes + pred_class
 
-    # GT grouped by (video, label), keeping GT order inside each group.
-    gt_order = np.argsort(gt_key_all, kind="stable")
+    # GT grouped by (video, label) and sorted by start; gt_order (the GT row) breaks exact tIoU ties.
+    gt_start_all = gt["start"].to_numpy(dtype=np.float64)
+    gt_order = np.lexsort((np.arange(len(gt)), gt_start_all, gt_key_all))
     gt_key = gt_key_all[gt_order]
-    gt_start = gt["start"].to_numpy(dtype=np.float64)[gt_order]
+    gt_start = gt_start_all[gt_order]
     gt_end = gt["end"].to_numpy(dtype=np.float64)[gt_order]
     npos = np.bincount(gt_class, minlength=n_classes)
 
@@ -266,7 +286,7 @@ def evaluate_detection(
         pred["end"].to_numpy(dtype=np.float64)[ranked],
         gt_key, gt_start, gt_end, thresholds.min(),
     )
-    tp = greedy_match(pair_pred, pair_gt, pair_tiou, ranked.size, len(gt), thresholds)
+    tp = greedy_match(pair_pred, pair_gt, pair_tiou, ranked.size, len(gt), thresholds, gt_tie_rank=gt_order)
 
     ap = np.zeros((n_classes, thresholds.size))
     for c in range(n_classes):

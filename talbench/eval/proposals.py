@@ -39,7 +39,7 @@ def recall_table(
 
     videos, _ = pd.factorize(pd.concat([gt["video_id"], proposals["video_id"]], ignore_index=True))
     gt_video, prop_video = videos[: len(gt)], videos[len(gt) :]
-    gt_order = np.argsort(gt_video, kind="stable")
+    gt_order = np.lexsort((gt["start"].to_numpy(np.float64), gt_video))
     scores = proposals["score"].to_numpy(np.float64)
     prop_order = np.lexsort((np.arange(len(proposals)), -scores, prop_video))
     ranked_video = prop_video[prop_order]
