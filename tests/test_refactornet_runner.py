@@ -1,0 +1,109 @@
+"""RefactorNet's runner end to end on a tiny synthetic benchmark generated in tmp_path (proposals: jittered
+ground truth plus random segments in BSN's CSV format, so that BSN is not trained here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from talbench.config import ConfigError, load_params, resolve
+from talbench.data import open_dataset
+from talbench.data.synthetic import generate
+from talbench.engine.refactornet_runner import build_model, parameter_counts, refactoring_module
+from talbench.engine.runner import run_row
+from talbench.models.refactornet import DeepBaseline, RefactorNet
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("refactornet")
+    cfg = resolve(load_params(), "tiny")
+    cfg["data"]["synthetic_root"] = str(root / "synthetic")
+    generate(cfg["synth"], root / "synthetic" / "tiny")
+    dataset = open_dataset(cfg)
+    rng = np.random.default_rng(0)
+    (root / "proposals").mkdir()
+    for split in ("train", "test"):
+        instances = dataset.instances(split)
+        for vid in dataset.video_ids(split):
+            truth = instances[instances["video_id"] == vid][["start", "end"]].to_numpy()
+            duration = dataset.duration(vid)
+            length = (truth[:, 1] - truth[:, 0])[:, None]
+            jittered = np.repeat(truth, 8, axis=0) + rng.normal(0, 0.1, (8 * len(truth), 2)) * np.repeat(length, 8, 0)
+            starts = rng.uniform(0, duration, 40)
+            random = np.stack([starts, starts + rng.uniform(0.5, duration / 4, 40)], axis=1)
+            segments = np.clip(np.concatenate([jittered, random]), 0, duration)
+            segments = segments[segments[:, 1] > segments[:, 0] + 0.1]
+            pd.DataFrame({"xmin": segments[:, 0], "xmax": segments[:, 1],
+                          "score": rng.uniform(0, 1, len(segments))}).to_csv(root / "proposals" / f"{vid}.csv",
+                                                                              index=False)
+    cfg["bsn"].update(source="bsn_csv", external_path=str(root / "proposals"), external_normalized=False)
+    cfg["model"]["runner"] = "refactornet"
+    cfg["test_time"]["video_cls"] = "none"
+    return root, cfg, dataset
+
+
+def test_run_row_metrics_cache_and_determinism(tiny, monkeypatch):
+    root, cfg, dataset = tiny
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(root / "models_a"))
+    first = run_row(cfg, 0, dataset)
+    m = first.metrics
+    for name in ("both/mAP_0.3", "both/mAP_0.7", "both/average_mAP", "class_acc", "mean_tiou", "params_m",
+                 "probe/context_acc_action", "probe/context_acc_cooccurrence", "probe/context_acc_original",
+                 "coupling/pairs", "stage1/L_A", "stage2/L_KL", "train_seconds"):
+        assert name in m and np.isfinite(m[name]), name
+    assert 0 <= m["both/average_mAP"] <= 100 and m["coupling/pairs"] > 0 and m["loaded_from_cache"] == 0.0
+    assert m["stage1/L_A"] >= 0 and 0 <= m["stage1/L_C"] <= 2
+    assert set(first.predictions) == {"both"} and len(first.predictions["both"]) > 0
+    assert (first.checkpoint_dir / "checkpoint.json").is_file()
+    # the same row again: loaded from the checkpoint, same predictions
+    again = run_row(cfg, 0, dataset)
+    assert again.metrics["loaded_from_cache"] == 1.0
+    pd.testing.assert_frame_equal(first.predictions["both"], again.predictions["both"])
+    # trained again from scratch elsewhere with the same seed: the same numbers
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(root / "models_b"))
+    fresh = run_row(cfg, 0, dataset)
+    assert fresh.metrics["loaded_from_cache"] == 0.0
+    for name in ("both/average_mAP", "class_acc", "mean_tiou", "stage1/L_R", "stage2/L_R",
+                 "probe/context_acc_action"):
+        assert fresh.metrics[name] == pytest.approx(m[name], abs=1e-9), name
+
+
+def test_baseline_row_has_no_refactoring(tiny, monkeypatch):
+    root, cfg, dataset = tiny
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(root / "models_base"))
+    base = resolve(load_params(), "tiny", {"refactornet": {"enabled": False}})
+    base.update({k: cfg[k] for k in ("data", "bsn", "model", "test_time")})
+    out = run_row(base, 0, dataset)
+    assert "probe/context_acc_action" not in out.metrics and "coupling/pairs" not in out.metrics
+    assert out.param_counts["paper_refactoring"] == 0 and np.isfinite(out.metrics["both/average_mAP"])
+
+
+def test_deep_baseline_has_the_refactoring_size_at_paper_dims():
+    cfg = resolve(load_params(), "paper")
+    deep = resolve(load_params(), "paper", {"refactornet": {"deep_baseline": True}})
+    counts, deep_counts = parameter_counts(cfg, 2048, 20), parameter_counts(deep, 2048, 20)
+    assert abs(deep_counts["refactoring"] - counts["refactoring"]) / counts["refactoring"] < 0.005
+    assert deep_counts["detector"] == counts["detector"]  # the same detector on top
+    model = build_model(deep, 64, 5)
+    assert isinstance(refactoring_module(model), DeepBaseline)
+    assert isinstance(refactoring_module(build_model(cfg, 64, 5)), RefactorNet)
+    assert refactoring_module(build_model(resolve(load_params(), "paper", {"refactornet": {"enabled": False}}),
+                                          64, 5)) is None
+
+
+def test_refactored_detector_forward_and_config_errors():
+    cfg = resolve(load_params(), "tiny", {"refactornet": {"components": "action"}})
+    model = build_model(cfg, 32, 4)
+    batch = {"video_global": torch.randn(3, 32)}
+    for region in ("left", "center", "right"):
+        batch[region] = torch.randn(3, 5, 32)
+        batch[f"{region}_mask"] = torch.ones(3, 5, dtype=torch.bool)
+    out = model(batch)
+    assert out["cls_logits"].shape == (3, 5) and out["completeness"].shape == (3, 4)
+    bad = resolve(load_params(), "tiny", {"refactornet": {"alpha_mode": "learned"}})
+    bad["model"]["runner"] = "refactornet"
+    with pytest.raises(ConfigError, match="alpha_mode"):
+        run_row(bad, 0, dataset=None)
