@@ -85,3 +85,13 @@ def test_table3_original_feature_branch_reuses_the_baseline(tiny, tmp_path, monk
     mixed = _run(resolve(load_params(), "tiny", root | {"test_time": {"cls_feature": "F_pro"}}), dataset, proposals)
     assert mixed.timings["loaded_from_cache"] == 1.0  # D-Net and baseline both trained above
     assert not mixed.predictions["fusion"]["score"].equals(both.predictions["fusion"]["score"])
+
+
+def test_report_called_after_each_final_stage_epoch(tiny, tmp_path, monkeypatch):
+    cfg, dataset, proposals = tiny
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path))
+    calls = []
+    seed_everything(0)
+    run_with_proposals(cfg, 0, dataset, proposals, report=lambda step, value: calls.append((step, value)))
+    assert [s for s, _ in calls] == list(range(cfg["detector"]["epochs"]))
+    assert all(0.0 <= v <= 100.0 for _, v in calls)
