@@ -107,3 +107,17 @@ def test_source_config_errors():
         load_detector_proposals(_cfg("turn", None), ["v"])
     with pytest.raises(ConfigError, match="bsn.source"):
         load_detector_proposals(_cfg("slidingwindow", "x"), ["v"])
+
+
+def test_bad_bsn_settings_are_config_errors():
+    from talbench.config import load_params, resolve
+    from talbench.engine.proposals import validate_settings
+
+    bsn = resolve(load_params(), "tiny")["bsn"]
+    assert validate_settings(bsn)["window"] == 64
+    with pytest.raises(ConfigError, match=r"bsn\.stream"):
+        validate_settings({**bsn, "stream": "audio"})
+    with pytest.raises(ConfigError, match=r"bsn\.window_overlap"):
+        validate_settings({**bsn, "window_overlap": 1.0})
+    with pytest.raises(ConfigError, match=r"bsn\.max_proposals"):
+        validate_settings({**bsn, "max_proposals": 0})
