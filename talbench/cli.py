@@ -83,9 +83,14 @@ def run(
     tuned: Annotated[bool, typer.Option(help="use the loss weights found by `talbench tune`")] = False,
 ) -> None:
     """Run a benchmark table: every row x seed is one MLflow run nested under the table's run."""
+    from talbench.config import ConfigError
+    from talbench.data.errors import DataError
     from talbench.tracking.table_run import run_table
 
-    run_table(table, rows=rows, seeds=seeds, profile=profile, data_source=data, tuned=tuned, console=console)
+    try:
+        run_table(table, rows=rows, seeds=seeds, profile=profile, data_source=data, tuned=tuned, console=console)
+    except (ConfigError, DataError) as err:
+        _fail(str(err))
 
 
 @app.command()

@@ -1,0 +1,85 @@
+"""The MLflow tracking store: an absolute URI, the experiment and run look-ups used for reuse.
+
+The default store is ``sqlite:///<repo root>/mlflow.db`` with artifacts in ``<repo root>/mlartifacts``, both
+absolute, so that queued ``dvc exp run --queue`` experiments (which run in ``.dvc/tmp/exps/tmpXXX`` and are
+deleted afterwards) log into the same store. ``MLFLOW_TRACKING_URI`` overrides it (a shared server).
+mlflow is imported inside functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from talbench.config import REPO_ROOT
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+DEFAULT_DB = REPO_ROOT / "mlflow.db"
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the absolute ``sqlite:///<repo root>/mlflow.db``."""
+    uri = os.environ.get(TRACKING_ENV, "").strip()
+    return uri or f"sqlite:///{DEFAULT_DB.resolve().as_posix()}"
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Absolute artifact folder next to a local SQLite store (``<db folder>/mlartifacts/<experiment>``);
+    ``None`` for a server, which chooses its own."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    db_path = Path(uri[len(prefix) :])
+    if not db_path.is_absolute():
+        db_path = Path.cwd() / db_path
+    return (db_path.parent / "mlartifacts" / experiment).resolve().as_uri()
+
+
+def client(uri: str | None = None) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri or tracking_uri())
+
+
+def ensure_experiment(mlflow_client: MlflowClient, name: str) -> str:
+    """Id of experiment ``name``, created with an absolute artifact location if missing."""
+    from mlflow.exceptions import MlflowException
+
+    existing = mlflow_client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = artifact_location(mlflow_client.tracking_uri, name)
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created meanwhile by a concurrent queued experiment
+        existing = mlflow_client.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
+
+
+def find_reusable_run(
+    mlflow_client: MlflowClient,
+    experiment_id: str,
+    *,
+    config_hash: str,
+    seed: int,
+    data_checksum: str,
+    code_hash: str,
+) -> Run | None:
+    """The latest FINISHED run that trained and evaluated this exact configuration, seed, data and code
+    (runs that themselves reused another run are skipped: they point at the original)."""
+    filter_string = (
+        f"tags.config_hash = '{config_hash}' and tags.seed = '{seed}' "
+        f"and tags.data_checksum = '{data_checksum}' and tags.code_hash = '{code_hash}' "
+        "and tags.reused = 'false' and attributes.status = 'FINISHED'"
+    )
+    runs = mlflow_client.search_runs(
+        [experiment_id], filter_string=filter_string, max_results=1, order_by=["attributes.start_time DESC"]
+    )
+    return runs[0] if runs else None
