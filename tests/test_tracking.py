@@ -169,7 +169,7 @@ def test_tuned_weights_are_merged_under_row_overrides(tracking_workdir, tmp_path
     import yaml
 
     params = load_params("params.yaml")
-    params["run"]["tuned_studies"] = {"dnet": "unit-study"}
+    params["tune"]["studies"] = {"unit-study": {"paper": "dnet", "table": TABLE}, "other": {"paper": "dnet"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="talbench tune unit-study"):
         run_table(TABLE, tuned=True, params_path=tmp_path / "params.yaml", tuned_dir=tmp_path / "tuned")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from talbench.config import REPO_ROOT, ConfigError
+from talbench.config import ConfigError
 from talbench.data.errors import DataError
 from talbench.io import atomic_dir
 
@@ -35,7 +35,7 @@ COMPONENT_COLUMNS = ["xmin_score", "xmax_score", "iou_score"]
 SOURCES = ("bsn", "turn", "bsn_csv")
 
 
-def proposals_dir(cfg: Mapping[str, Any], root: str | Path = REPO_ROOT) -> Path:
+def proposals_dir(cfg: Mapping[str, Any], root: str | Path = ".") -> Path:
     """``<root>/proposals/<data.source>-<data.profile>``: where the BSN stage writes its CSVs."""
     data = cfg["data"]
     return Path(root) / "proposals" / f"{data['source']}-{data['profile']}"
@@ -118,7 +118,7 @@ def load_detector_proposals(
     cfg: Mapping[str, Any],
     video_ids: Iterable[str],
     durations: Mapping[str, float] | None = None,
-    root: str | Path = REPO_ROOT,
+    root: str | Path = ".",
 ) -> pd.DataFrame:
     """The detector's proposals for ``video_ids`` from the source chosen by ``bsn.source``
     (``video_id, start, end, score``, seconds). ``durations`` is needed for normalised ``bsn_csv`` files."""

@@ -28,7 +28,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from talbench.config import REPO_ROOT, ConfigError, load_params, resolve
+from talbench.config import ConfigError, load_params, resolve
 from talbench.data.proposals import proposals_dir, write_proposals
 from talbench.engine.checkpoints import load_checkpoint, models_root, save_checkpoint
 from talbench.eval.tiou import pairwise_tiou
@@ -390,14 +390,14 @@ def run_proposal_stage(
     console: Console | None = None,
     *,
     params: dict[str, Any] | None = None,
-    root: str | Path = REPO_ROOT,
+    root: str | Path = ".",  # the working directory: DVC runs stages (and queued experiments) there
 ) -> dict[str, Any]:
     """``talbench proposals``: train BSN on the training videos, write proposals for every video
     (train and test) to ``proposals/<source>-<profile>/``, AR@AN on the test split to
     ``results/proposals.json``. Returns the results dictionary."""
     from talbench.data import open_dataset
 
-    params = params if params is not None else load_params()
+    params = params if params is not None else load_params("params.yaml")
     overrides = {"data": {"source": data_source}} if data_source else None
     cfg = resolve(params, profile, overrides)
     torch.set_num_threads(int(cfg.get("run", {}).get("torch_threads", 1)))

@@ -54,12 +54,21 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def load_tuned(params: dict[str, Any], paper: str, tuned_dir: Path) -> tuple[str, dict[str, Any]]:
-    """The tuned loss weights of ``paper``'s study (``run.tuned_studies``): study name and overrides."""
-    studies = params.get("run", {}).get("tuned_studies") or {}
-    study = studies.get(paper)
-    if study is None:
-        raise ConfigError(f"params.yaml: run.tuned_studies has no study for paper '{paper}' (--tuned)")
+def tuned_study(params: dict[str, Any], paper: str, table: str) -> str:
+    """The Optuna study (params.yaml ``tune.studies``) whose weights ``--tuned`` applies to ``table``:
+    the study tuned on this table, else the only study of the paper."""
+    studies = (params.get("tune") or {}).get("studies") or {}
+    own = [name for name, study in studies.items() if study.get("table") == table]
+    of_paper = [name for name, study in studies.items() if study.get("paper") == paper]
+    chosen = own or of_paper
+    if len(chosen) != 1:
+        found = "none" if not chosen else ", ".join(chosen)
+        raise ConfigError(f"params.yaml: tune.studies: --tuned needs exactly one study for {table} ({found})")
+    return chosen[0]
+
+
+def load_tuned(study: str, tuned_dir: Path) -> dict[str, Any]:
+    """``tuned/<study>.json`` (flat ``{"dotted.key": value}``, written by ``talbench tune``) as overrides."""
     path = Path(tuned_dir) / f"{study}.json"
     if not path.is_file():
         raise ConfigError(f"{path}: no tuned weights for study '{study}': run `talbench tune {study}` first")
@@ -69,7 +78,7 @@ def load_tuned(params: dict[str, Any], paper: str, tuned_dir: Path) -> tuple[str
         raise ConfigError(f"{path}: not valid JSON: {err}") from err
     if not isinstance(flat, dict):
         raise ConfigError(f"{path}: expected a flat mapping of dotted parameter keys to values")
-    return study, nest(flat)
+    return nest(flat)
 
 
 def row_config(
@@ -244,7 +253,8 @@ def run_table(
     selected = select_rows(bench, rows, where)
     if not selected:
         raise ConfigError(f"{where}: no row has `reproduce`; nothing to run")
-    study, tuned_overrides = load_tuned(params, bench["paper"], tuned_dir) if tuned else (None, None)
+    study = tuned_study(params, bench["paper"], table) if tuned else None
+    tuned_overrides = load_tuned(study, tuned_dir) if study else None
     configs = [
         (
             index,
