@@ -2,9 +2,9 @@
 
 Each worker process opens the shared storage itself, loads the study and runs its quota of trials
 (``study.optimize(n_trials=quota)``); quotas add up to the trials requested, so one invocation records
-exactly that many trials. The objective is built inside the worker by a factory named as
-``"module:function"`` (called with keyword arguments), so that nothing unpicklable crosses the process
-boundary. Each worker's TPE sampler is seeded ``sampler.seed + worker index`` (otherwise every worker
+exactly that many trials. Workers are ``python -m talbench.tune.workers <json>`` subprocesses; the
+objective is built inside each by a factory named as ``"module:function"`` (called with JSON keyword
+arguments). Each worker's TPE sampler is seeded ``sampler.seed + worker index`` (otherwise every worker
 would draw the same start-up points); TPE's constant liar treats running trials as bad, so concurrent
 workers do not sample the same region.
 """
@@ -59,7 +59,7 @@ def import_factory(spec: str) -> Callable[..., Callable]:
     module_name, _, function_name = spec.partition(":")
     function = getattr(importlib.import_module(module_name), function_name, None)
     if not callable(function):
-        raise ValueError(f"objective factory '{spec}' is not a function")
+        raise TypeError(f"objective factory '{spec}' is not a function")
     return function
 
 
