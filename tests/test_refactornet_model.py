@@ -77,13 +77,13 @@ def test_refactoring_loss_eq5_weights_and_switches():
     fa_c, fc_c = model.decouple(c)
     expected = (alpha * (action_separation_loss(fa_a, fa_c) + cooccurrence_similarity_loss(fc_a, fc_c))).mean()
     expected = expected + 0.001 * kl_normal_loss(torch.cat([fc_a, fc_c]))
-    assert float(total) == pytest.approx(float(expected), rel=1e-6)
+    assert float(total.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
     assert set(parts) == {"L_A", "L_C", "L_KL", "L_R"}
     only_kl, parts_kl = refactoring_loss(model, a, c, alpha, beta=0.5, use_la_lc=False)
     assert set(parts_kl) == {"L_KL", "L_R"}
-    assert float(only_kl) == pytest.approx(0.5 * float(kl_normal_loss(torch.cat([fc_a, fc_c]))), rel=1e-6)
+    assert float(only_kl.detach()) == pytest.approx(0.5 * float(kl_normal_loss(torch.cat([fc_a, fc_c])).detach()), rel=1e-6)
     no_kl, parts_no = refactoring_loss(model, a, c, alpha, beta=0.001, use_kl=False)
-    assert "L_KL" not in parts_no and float(no_kl) < float(total) + 1e-9
+    assert "L_KL" not in parts_no and float(no_kl.detach()) < float(total.detach()) + 1e-9
 
 
 @pytest.mark.parametrize("in_dim,hidden,layers", [(2048, 512, 2), (256, 96, 3), (64, 32, 2)])
