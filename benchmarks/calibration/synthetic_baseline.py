@@ -47,21 +47,33 @@ def load_latents(root: Path, video_id: str) -> dict[str, np.ndarray]:
         return {key: npz[key] for key in npz.files}
 
 
-def fit_ridge(dataset, videos, stream: str, root: Path, agnostic: bool = False) -> np.ndarray:
-    """Streaming ridge regression of one-hot targets (0 = background, 1 + class; or 1 = any action when
-    ``agnostic``) on standardised features; returns weights acting on ``[x, 1]``."""
-    num_out = 2 if agnostic else len(dataset.classes) + 1
-    dim = dataset.stream_dim(stream)
+def normal_equations(dataset, videos, root: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One pass over the training videos: ``[x, 1]^T [x, 1]`` of the two-stream features (each stream's
+    system is a sub-block) and the cross products with one-hot targets, per class (0 = background, 1 + class)
+    and class-agnostic (0 = background, 1 = action)."""
+    num_classes = len(dataset.classes) + 1
+    dim = dataset.stream_dim("both")
     gram = torch.zeros(dim + 1, dim + 1, dtype=torch.float64)
-    cross = torch.zeros(dim + 1, num_out, dtype=torch.float64)
+    cross = {"class": torch.zeros(dim + 1, num_classes, dtype=torch.float64),
+             "agnostic": torch.zeros(dim + 1, 2, dtype=torch.float64)}  # fmt: skip
     for video_id in videos:
-        x = torch.from_numpy(np.asarray(dataset.features(video_id, stream), dtype=np.float64))
-        x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=torch.float64)], dim=1)
+        x = torch.from_numpy(np.asarray(dataset.features(video_id, "both"), dtype=np.float32))
+        x = torch.cat([x, torch.ones(x.shape[0], 1)], dim=1)
         latents = load_latents(root, video_id)
         target = np.where(latents["instance"] >= 0, latents["instance_label"][latents["instance"]] + 1, 0)
-        target = np.minimum(target, 1) if agnostic else target
-        gram += x.T @ x
-        cross += x.T @ torch.nn.functional.one_hot(torch.from_numpy(target.astype(np.int64)), num_out).double()
+        target = torch.from_numpy(target.astype(np.int64))
+        gram += (x.T @ x).double()
+        cross["class"] += (x.T @ torch.nn.functional.one_hot(target, num_classes).float()).double()
+        cross["agnostic"] += (x.T @ torch.nn.functional.one_hot(target.clamp(max=1), 2).float()).double()
+    return gram, cross
+
+
+def solve_ridge(gram: torch.Tensor, cross: torch.Tensor, columns: np.ndarray) -> np.ndarray:
+    """Ridge solution on standardised features for the feature ``columns`` (bias appended); the returned
+    weights act on the raw ``[x, 1]``."""
+    index = torch.from_numpy(np.append(columns, gram.shape[0] - 1))
+    gram, cross = gram[index][:, index], cross[index]
+    dim = index.numel() - 1
     count = gram[-1, -1]
     mean = gram[-1, :-1] / count
     var = torch.diagonal(gram)[:-1] / count - mean**2
@@ -70,11 +82,9 @@ def fit_ridge(dataset, videos, stream: str, root: Path, agnostic: bool = False) 
     transform = torch.eye(dim + 1, dtype=torch.float64)
     transform[:-1, :-1] = torch.diag(1 / std)
     transform[-1, :-1] = -mean / std
-    gram_z = transform.T @ gram @ transform
-    cross_z = transform.T @ cross
     penalty = torch.eye(dim + 1, dtype=torch.float64) * RIDGE_L2 * count
     penalty[-1, -1] = 0
-    weights_z = torch.linalg.solve(gram_z + penalty, cross_z)
+    weights_z = torch.linalg.solve(transform.T @ gram @ transform + penalty, transform.T @ cross)
     return (transform @ weights_z).numpy()
 
 
@@ -163,17 +173,21 @@ def main() -> None:
     thresholds = cfg["eval"]["tiou_thresholds"]
 
     table = Table(title=f"per-snippet ridge baseline + grouping, {args.profile} (mAP %, test)")
-    for col in ["stream", *[f"{t:.1f}" for t in thresholds], "avg", "fit+infer s"]:
+    for col in ["stream", *[f"{t:.1f}" for t in thresholds], "avg", "solve+infer s"]:
         table.add_column(col, justify="right")
     result["baseline"], result["localization"] = {}, {}
+    began = time.perf_counter()
+    gram, cross = normal_equations(dataset, track(train, description="normal equations", transient=True), root)
+    result["normal_equations_seconds"] = round(time.perf_counter() - began, 1)
+    dim = dataset.stream_dim("rgb")
+    columns = {"rgb": np.arange(dim), "flow": np.arange(dim, 2 * dim), "both": np.arange(2 * dim)}
     gt_agnostic = gt.assign(label="action")
-    for task, agnostic, truth, labels in (
-        ("baseline", False, gt, dataset.classes), ("localization", True, gt_agnostic, ["action"])
+    for task, kind, truth, labels in (
+        ("baseline", "class", gt, dataset.classes), ("localization", "agnostic", gt_agnostic, ["action"])
     ):
         for stream in STREAMS:
             began = time.perf_counter()
-            fit_videos = track(train, description=f"fit {task} {stream}", transient=True)
-            weights = fit_ridge(dataset, fit_videos, stream, root, agnostic=agnostic)
+            weights = solve_ridge(gram, cross[kind], columns[stream])
             pred = detect(dataset, test, stream, weights, labels)
             res = evaluate_detection(truth, pred, thresholds)
             seconds = time.perf_counter() - began
