@@ -47,11 +47,12 @@ UNIT_PROFILE = {
 BASELINE = {"lr": 0.05, "weight_decay": 0.0001, "epochs": 60}
 
 
-def benchmark_yaml(status: str = "active") -> dict:
+def benchmark_yaml(status: str = "active", table: str = TABLE, runner_path: str = RUNNER) -> dict:
     """A test table in the benchmark schema: two trained rows, one test-time variant, one reference line."""
-    runner = {"model": {"runner": RUNNER}}
+    runner = {"model": {"runner": runner_path}}
+    section = runner_path.rpartition(":")[2].replace("run_row", "baseline")
     return {
-        "id": TABLE,
+        "id": table,
         "paper": "dnet",
         "title": "Tracking test table",
         "dataset": "thumos14",
@@ -85,7 +86,7 @@ def benchmark_yaml(status: str = "active") -> dict:
             {
                 "name": "Linear (5 epochs)",
                 "published": {"rgb": 40.0, "flow": 45.0, "fusion": 47.0, "params_m": 10.1},
-                "reproduce": {"overrides": {**runner, "baseline": {"epochs": 5}}},
+                "reproduce": {"overrides": {**runner, section: {"epochs": 5}}},
             },
         ],
         "claims": [],
@@ -100,6 +101,7 @@ def write_project(root: Path, *, tables: dict | None = None, status: str = "acti
 
     params = copy.deepcopy(load_params(REPO / "params.yaml"))
     params["baseline"] = dict(BASELINE)
+    params["baseline_b"] = dict(BASELINE)
     params.setdefault("test_time", {})["baseline_flow_weight"] = 1.0
     params["profiles"]["unit"] = copy.deepcopy(UNIT_PROFILE)
     params["data"]["profile"] = "unit"
@@ -200,10 +202,13 @@ def group_segments(dataset, video_id: str, probs: np.ndarray) -> pd.DataFrame:
     )
 
 
-def run_row(cfg: dict, seed: int, dataset, console=None, report=None) -> RowOutcome:
+def run_row(
+    cfg: dict, seed: int, dataset, console=None, report=None, section: str = "baseline"
+) -> RowOutcome:
+    """The runner; its hyper-parameters are params.yaml section ``section``."""
     if report is not None:
         raise ConfigError("the test baseline runner does not report per-epoch values")
-    hp = {**cfg["baseline"], "train_split": cfg["run"]["train_split"]}
+    hp = {**cfg[section], "train_split": cfg["run"]["train_split"]}
     folder = checkpoint_dir(cfg, seed)
     states = load_checkpoint(folder, cfg)
     started = time.perf_counter()
@@ -239,6 +244,11 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report=None) -> RowOutc
         timings={"train": train_s, "infer": time.perf_counter() - started - train_s},
         checkpoint_dir=Path(folder),
     )
+
+
+def run_row_b(cfg: dict, seed: int, dataset, console=None, report=None) -> RowOutcome:
+    """The same baseline as a second "model family" with its own section ``baseline_b`` (pipeline tests)."""
+    return run_row(cfg, seed, dataset, console, report, section="baseline_b")
 
 
 def test_baseline_beats_chance(tracking_workdir):

@@ -409,7 +409,7 @@ def run_table(
             "table": table,
             "paper": bench["paper"],
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "git_commit": commit,
+            "git_commit": commit or "unknown",  # "unknown" outside a git checkout
             "git_dirty": dirty,
             "data": {"source": source, "profile": profile_name, "features": features, "checksum": checksum},
             "tracking_uri": uri,

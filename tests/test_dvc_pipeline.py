@@ -1,0 +1,121 @@
+"""The DVC pipeline end to end in a temporary copy of the project: `dvc repro`, selective reruns
+(`dvc status`), `dvc exp run -S` and a queued sweep with `dvc queue start -j 2`.
+
+The copy holds the real dvc.yaml (without the BSN `proposals` stage, which the test tables do not use)
+and two test tables served by the linear baseline of test_tracking_baseline.py as two "model families"
+(`baseline` and `baseline_b` sections), on the tiny `unit` synthetic data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_tracking_baseline import REPO, RUNNER, TABLE, benchmark_yaml, write_project
+
+TABLE_B = "dnet.table98"
+FAMILY_A = {"p1": "baseline", "p2": "baseline", "p3": "baseline", "p4": "baseline", "p5": "baseline",
+            "d1": "test_tracking_baseline.py", "d2": "talbench/engine", "d3": "talbench/engine"}  # fmt: skip
+FAMILY_B = {**FAMILY_A, **{f"p{i}": "baseline_b" for i in range(1, 6)}}
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        ["dvc", *args], cwd=repo, capture_output=True, text=True, timeout=600, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path, monkeypatch) -> Path:
+    repo = write_project(tmp_path / "repo", tables={TABLE: FAMILY_A, TABLE_B: FAMILY_B})
+    (repo / "benchmarks" / f"{TABLE_B}.yaml").write_text(
+        yaml.safe_dump(benchmark_yaml(table=TABLE_B, runner_path=RUNNER.replace("run_row", "run_row_b")))
+    )
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    del pipeline["stages"]["proposals"]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    shutil.copytree(REPO / "talbench", repo / "talbench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(Path(__file__).with_name("test_tracking_baseline.py"), repo)
+    shutil.rmtree(repo / "data")  # made again by the `synth` stage
+    (repo / ".gitignore").write_text("/models/\nmlflow.db\n/mlartifacts/\n__pycache__/\n")
+    for name, value in {
+        "GIT_AUTHOR_NAME": "talbench test", "GIT_AUTHOR_EMAIL": "test@talbench.invalid",
+        "GIT_COMMITTER_NAME": "talbench test", "GIT_COMMITTER_EMAIL": "test@talbench.invalid",
+        "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}", "TALBENCH_MODELS_DIR": str(repo / "models"),
+        "MLFLOW_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    dvc(repo, "init", "-q")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "project"], cwd=repo, check=True)
+    dvc(repo, "repro")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "pipeline outputs"], cwd=repo, check=True)
+    return repo
+
+
+def changed_stages(repo: Path) -> set[str]:
+    return set(json.loads(dvc(repo, "status", "--json").stdout))
+
+
+def set_param(repo: Path, section: str, key: str, value) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_repro_then_selective_reruns(pipeline_repo):
+    repo = pipeline_repo
+    for table in (TABLE, TABLE_B):
+        results = json.loads((repo / "results" / f"{table}.json").read_text())
+        assert results["data"]["profile"] == "unit" and results["seeds"] == [0, 1]
+        assert all(len(row["runs"]) == 2 for row in results["rows"])
+    assert "dnet" in (repo / "leaderboards" / "README.md").read_text().lower()
+    assert changed_stages(repo) == set()  # everything up to date after the run
+    set_param(repo, "baseline", "lr", 0.02)  # model family A's parameter: only its table reruns
+    assert changed_stages(repo) == {f"table@{TABLE}"}
+    set_param(repo, "baseline", "lr", 0.05)
+    set_param(repo, "baseline_b", "epochs", 30)
+    assert changed_stages(repo) == {f"table@{TABLE_B}"}
+    set_param(repo, "baseline_b", "epochs", 60)
+    set_param(repo, "eval", "tiou_thresholds", [0.5])  # shared evaluation settings: every table
+    assert changed_stages(repo) == {f"table@{TABLE}", f"table@{TABLE_B}"}
+
+
+@pytest.mark.slow
+def test_experiments_and_queued_sweep(pipeline_repo):
+    repo = pipeline_repo
+    dvc(repo, "exp", "run", "-S", "baseline.lr=0.02")
+    shown = dvc(repo, "exp", "show", "--json").stdout
+    assert '"baseline.lr": 0.02' in shown.replace("'", '"') or "0.02" in shown
+    dvc(repo, "exp", "run", "--queue", "-S", "baseline_b.epochs=10,20")
+    dvc(repo, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 480
+    while time.monotonic() < deadline:
+        status = dvc(repo, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert "Failed" not in status, status
+    assert status.count("Success") == 2, status
+    # the queued experiments ran in .dvc/tmp/exps/tmpXXX but logged into the one absolute store
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["talbench"], filter_string="tags.kind = 'row'")
+    epochs = set(runs.loc[runs["tags.table"] == TABLE_B, "params.baseline_b.epochs"])
+    assert {"10", "20"} <= epochs
+    assert runs["tags.dvc_exp_name"].notna().any()
