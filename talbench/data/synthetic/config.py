@@ -76,7 +76,7 @@ class StreamGains(_Strict):
     background: float = Field(ge=0)
     context: float = Field(ge=0)
     action: float = Field(ge=0)
-    nuisance: float = Field(ge=0, description="std of the structured (low-rank) nuisance")
+    nuisance: float = Field(ge=0, description="std of the latent nuisance (full rank in the latent space)")
     noise: float = Field(ge=0, description="std of the per-dimension sensor noise")
 
 
@@ -104,7 +104,7 @@ class SynthConfig(_Strict):
     phases: Phases
     context: Context
     background_atoms: int = Field(ge=1)
-    nuisance_atoms: int = Field(ge=1)
+    latent_dim: int = Field(ge=2, description="dimension of the latent space mixed into D features per stream")
     key_family_similarity: float = Field(ge=0, lt=1)
     instance_gain_jitter: float = Field(ge=0)
     noise_rho: float = Field(ge=0, lt=1, description="AR(1) coefficient of nuisance and noise per cell")

@@ -3,11 +3,11 @@
 For stream ``s`` and cell ``t`` (centre time ``tau_t``)::
 
     a_t  = latent activations (background mixture, context presence, soft phase weights)
-    h_t^s = (g^s * a_t) W^s + b^s + nu^s (z_t^s N^s) / sqrt(K) + sigma^s eps_t^s
+    h_t^s = ((g^s * a_t) U^s + nu^s z_t^s) M^s + b^s + sigma^s eps_t^s
     x_t^s = softplus(h_t^s)
 
-with ``z`` (K-dim) and ``eps`` (D-dim) stationary AR(1) processes of unit variance and coefficient
-``noise_rho`` (adjacent I3D clips overlap by 12 of 16 frames), so features are non-negative and temporally
+with ``z`` (L-dim latent nuisance, full rank) and ``eps`` (D-dim sensor noise) stationary AR(1)
+processes of unit variance and coefficient ``noise_rho`` (adjacent I3D clips overlap by 12 of 16 frames), so features are non-negative and temporally
 correlated like average-pooled I3D activations.  Phase and context edges are logistic ramps,
 ``w(tau) = sigma((tau - lo) / beta) - sigma((tau - hi) / beta)``, so boundaries are blurred.
 """
@@ -97,13 +97,12 @@ def render_features(
         # Gains in the order of taxonomy.GROUPS: background, scene, class context, 4 action phases.
         per_group = np.array([gains.background, gains.context, gains.context] + [gains.action] * 4)
         signal = (act * per_group[taxonomy.atom_group]).astype(np.float32) @ taxonomy.dictionaries[stream]
-        k = taxonomy.nuisance[stream].shape[0]
-        nuisance = ar1(rng.standard_normal((layout.num_cells, k)), cfg.noise_rho).astype(np.float32)
+        nuisance = ar1(rng.standard_normal((layout.num_cells, cfg.latent_dim)), cfg.noise_rho).astype(np.float32)
         noise = ar1(rng.standard_normal((layout.num_cells, cfg.feature_dim), dtype=np.float32), cfg.noise_rho)
         pre = (
             signal
             + taxonomy.bias[stream]
-            + (gains.nuisance / np.sqrt(k)) * (nuisance @ taxonomy.nuisance[stream])
+            + gains.nuisance * (nuisance @ taxonomy.mixing[stream])
             + (gains.noise * noise).astype(np.float32)
         )
         streams.append(np.logaddexp(np.float32(0), pre, dtype=np.float32))

@@ -56,7 +56,7 @@ class SynthReport:
         }
 
     def summary(self) -> Table:
-        table = Table(title=f"synthetic benchmark -> {self.out}")
+        table = Table(title=f"synthetic benchmark -> {self.out}", min_width=72)
         table.add_column("subset")
         table.add_column("videos", justify="right")
         table.add_column("instances", justify="right")

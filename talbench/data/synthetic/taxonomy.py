@@ -5,8 +5,9 @@ onset ``O_f``, preparatory body ``B_f`` and offset ``E_f``; each class ``c`` of 
 key phase ``K_c`` (the take-off) and by a class-specific context ``Q_c`` (the pit, the bar).  Key patterns of
 one family are correlated, ``K_c = sqrt(s) K̄_f + sqrt(1 - s) K'_c`` with ``s = key_family_similarity``, so
 that classes of one family are confusable.  Background (class-agnostic) uses ``background_atoms`` atoms.
-Each stream has its own random dictionary ``W^s`` (one row per atom, entries N(0, 1)) and a nuisance
-dictionary ``N^s`` of ``nuisance_atoms`` rows (docs/synthetic.md, section "Generative story").
+Atoms live in a latent space of ``latent_dim`` dimensions (entries N(0, 1)); each stream mixes that space
+into its ``D`` feature dimensions with its own random matrix ``M^s`` (entries N(0, 1/L)), so the stream's
+dictionary is ``W^s = U^s M^s`` and the difficulty does not grow easier with ``D`` (docs/synthetic.md).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class Taxonomy:
     key_atom: np.ndarray  # (C,)
     offset_atom: np.ndarray  # (F,)
     background_atoms: np.ndarray  # (G,)
-    dictionaries: dict[str, np.ndarray]  # stream -> (A, D) float32
-    nuisance: dict[str, np.ndarray]  # stream -> (K, D) float32
+    dictionaries: dict[str, np.ndarray]  # stream -> (A, D) float32, W^s = U^s M^s
+    mixing: dict[str, np.ndarray]  # stream -> (L, D) float32, M^s
     bias: dict[str, np.ndarray]  # stream -> (D,) float32
 
     @property
@@ -69,14 +70,15 @@ def build_taxonomy(cfg: SynthConfig, rng: np.random.Generator) -> Taxonomy:
     index = {name: np.arange(starts[i], starts[i + 1]) for i, name in enumerate(sizes)}
     atom_group = np.concatenate([np.full(n, GROUPS.index(name)) for name, n in sizes.items()])
 
-    dim, share = cfg.feature_dim, cfg.key_family_similarity
-    dictionaries, nuisance, bias = {}, {}, {}
+    dim, latent, share = cfg.feature_dim, cfg.latent_dim, cfg.key_family_similarity
+    dictionaries, mixing, bias = {}, {}, {}
     for stream in STREAMS:
-        atoms = rng.standard_normal((atom_group.size, dim))
-        family_key = rng.standard_normal((num_f, dim))
+        atoms = rng.standard_normal((atom_group.size, latent))
+        family_key = rng.standard_normal((num_f, latent))
         atoms[index["key"]] = np.sqrt(share) * family_key[family_of_class] + np.sqrt(1 - share) * atoms[index["key"]]
-        dictionaries[stream] = atoms.astype(np.float32)
-        nuisance[stream] = rng.standard_normal((cfg.nuisance_atoms, dim)).astype(np.float32)
+        mix = rng.standard_normal((latent, dim)) / np.sqrt(latent)
+        dictionaries[stream] = (atoms @ mix).astype(np.float32)
+        mixing[stream] = mix.astype(np.float32)
         bias[stream] = (cfg.bias + 0.5 * rng.standard_normal(dim)).astype(np.float32)
 
     return Taxonomy(
@@ -91,6 +93,6 @@ def build_taxonomy(cfg: SynthConfig, rng: np.random.Generator) -> Taxonomy:
         offset_atom=index["offset"],
         background_atoms=index["background"],
         dictionaries=dictionaries,
-        nuisance=nuisance,
+        mixing=mixing,
         bias=bias,
     )
