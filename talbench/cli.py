@@ -68,9 +68,14 @@ def proposals(
     data: Annotated[Optional[str], typer.Option(help="data source: synthetic or thumos14")] = None,
 ) -> None:
     """Train BSN on the training videos and write its proposals for every video (a DVC stage)."""
+    from talbench.config import ConfigError
+    from talbench.data.errors import DataError
     from talbench.engine.proposals import run_proposal_stage
 
-    run_proposal_stage(profile=profile, data_source=data, console=console)
+    try:
+        run_proposal_stage(profile=profile, data_source=data, console=console)
+    except (ConfigError, DataError) as err:
+        _fail(str(err))
 
 
 @app.command()

@@ -271,3 +271,16 @@ def test_runner_outcome_is_validated():
         run_row({"model": {"runner": "bad_metric"}}, 0, None)
     with pytest.raises(ConfigError, match="unknown"):
         run_row({"model": {"runner": "no_such_runner"}}, 0, None)
+
+
+def test_tracking_modules_do_not_import_mlflow():
+    """`talbench eval`/`synth` stay fast: importing the tracking modules loads neither mlflow nor torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, talbench.cli, talbench.tracking.store, talbench.tracking.table_run, "
+        "talbench.engine.checkpoints; print(sorted(m for m in ('mlflow', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
