@@ -49,6 +49,10 @@ def test_results_file_format(first_execution):
     assert on_disk["seeds"] == [0, 1] and on_disk["data"]["source"] == "synthetic"
     assert on_disk["data"]["profile"] == "unit" and len(on_disk["data"]["checksum"]) == 12
     assert on_disk["tracking_uri"].startswith("sqlite:///") and on_disk["created"].endswith("Z")
+    assert on_disk["git_commit"] == "unknown" and on_disk["git_dirty"] is True  # the project is not in git
+    from talbench.leaderboard.results import TableResult
+
+    TableResult.model_validate(on_disk)  # the leaderboard's reader accepts the file
     # the reference line is not run; the three reproduced rows are, in file order
     assert [row["name"] for row in on_disk["rows"]] == ["Linear", "Linear (flow x2)", "Linear (5 epochs)"]
     for row in on_disk["rows"]:

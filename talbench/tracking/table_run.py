@@ -410,7 +410,7 @@ def run_table(
             "paper": bench["paper"],
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "git_commit": commit or "unknown",  # "unknown" outside a git checkout
-            "git_dirty": dirty,
+            "git_dirty": dirty if dirty is not None else True,  # outside git: not a committed state
             "data": {"source": source, "profile": profile_name, "features": features, "checksum": checksum},
             "tracking_uri": uri,
             "experiment": experiment,
