@@ -6,8 +6,10 @@ Heavy modules (torch, mlflow, optuna) are imported inside the commands that need
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,22 +23,34 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Bad parameters or data end the command with one line naming file and key (exit code 2), no traceback.
+
+    ``ConfigError`` and ``DataError`` are both ``ValueError`` subclasses raised for user input."""
+    from talbench.config import ConfigError
+    from talbench.data.errors import DataError
+
+    try:
+        yield
+    except (ConfigError, DataError) as err:
+        _fail(str(err))
+
+
 @app.command()
 def synth(
     profile: Annotated[str, typer.Option(help="synthetic profile in params.yaml: tiny, smoke or paper")] = "smoke",
-    out: Annotated[Optional[Path], typer.Option(help="output folder (default: data.synthetic_root/<profile>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: data.synthetic_root/<profile>)")] = None,
     params: Annotated[Path, typer.Option(help="parameter file")] = Path("params.yaml"),
 ) -> None:
     """Generate the embedded synthetic benchmark in the ActionFormer THUMOS14 layout."""
-    from talbench.config import ConfigError, load_params, resolve
+    from talbench.config import load_params, resolve
     from talbench.data.synthetic import generate
 
-    try:
+    with _user_errors():
         cfg = resolve(load_params(params), profile)
-    except ConfigError as err:
-        _fail(str(err))
-    out = out or Path(cfg["data"]["synthetic_root"]) / profile
-    report = generate(cfg["synth"], out, progress=True)
+        out = out or Path(cfg["data"]["synthetic_root"]) / profile
+        report = generate(cfg["synth"], out, progress=True)
     console.print(report.summary())
 
 
@@ -46,56 +60,45 @@ def evaluate(
     pred: Annotated[Path, typer.Option(help="predictions, ActivityNet result layout")],
     subset: Annotated[str, typer.Option(help="ground-truth subset (case-insensitive)")] = "Test",
     tiou: Annotated[str, typer.Option(help="comma-separated tIoU thresholds")] = "0.3,0.4,0.5,0.6,0.7",
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the results as JSON")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results as JSON")] = None,
 ) -> None:
     """Detection mAP of a prediction file, identical to the official ActivityNet evaluation."""
-    from talbench.data.errors import DataError
     from talbench.eval.report import evaluate_files
 
     try:
         thresholds = [float(t) for t in tiou.split(",")]
     except ValueError:
         _fail(f"--tiou must be comma-separated numbers, got '{tiou}'")
-    try:
+    with _user_errors():
         evaluate_files(gt, pred, subset=subset, tiou_thresholds=thresholds, json_out=json_out, console=console)
-    except DataError as err:
-        _fail(str(err))
 
 
 @app.command()
 def proposals(
-    profile: Annotated[Optional[str], typer.Option(help="params profile (default: data.profile)")] = None,
-    data: Annotated[Optional[str], typer.Option(help="data source: synthetic or thumos14")] = None,
+    profile: Annotated[str | None, typer.Option(help="params profile (default: data.profile)")] = None,
+    data: Annotated[str | None, typer.Option(help="data source: synthetic or thumos14")] = None,
 ) -> None:
     """Train BSN on the training videos and write its proposals for every video (a DVC stage)."""
-    from talbench.config import ConfigError
-    from talbench.data.errors import DataError
     from talbench.engine.proposals import run_proposal_stage
 
-    try:
+    with _user_errors():
         run_proposal_stage(profile=profile, data_source=data, console=console)
-    except (ConfigError, DataError) as err:
-        _fail(str(err))
 
 
 @app.command()
 def run(
     table: Annotated[str, typer.Argument(help="benchmark id, e.g. dnet.table1")],
-    rows: Annotated[Optional[str], typer.Option(help="comma-separated row names or indices")] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="number of seeds (default: run.seeds)")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="smoke or paper (default: data.profile)")] = None,
-    data: Annotated[Optional[str], typer.Option(help="data source: synthetic or thumos14")] = None,
+    rows: Annotated[str | None, typer.Option(help="comma-separated row names or indices")] = None,
+    seeds: Annotated[int | None, typer.Option(help="number of seeds (default: run.seeds)")] = None,
+    profile: Annotated[str | None, typer.Option(help="smoke or paper (default: data.profile)")] = None,
+    data: Annotated[str | None, typer.Option(help="data source: synthetic or thumos14")] = None,
     tuned: Annotated[bool, typer.Option(help="use the loss weights found by `talbench tune`")] = False,
 ) -> None:
     """Run a benchmark table: every row x seed is one MLflow run nested under the table's run."""
-    from talbench.config import ConfigError
-    from talbench.data.errors import DataError
     from talbench.tracking.table_run import run_table
 
-    try:
+    with _user_errors():
         run_table(table, rows=rows, seeds=seeds, profile=profile, data_source=data, tuned=tuned, console=console)
-    except (ConfigError, DataError) as err:
-        _fail(str(err))
 
 
 @app.command()
@@ -106,20 +109,22 @@ def leaderboard(
     """Generate leaderboards/<paper>.md from the recorded results (published vs reproduced, claims judged)."""
     from talbench.leaderboard.generate import write_leaderboards
 
-    write_leaderboards(results_dir, out_dir, console=console)
+    with _user_errors():
+        write_leaderboards(results_dir, out_dir, console=console)
 
 
 @app.command()
 def tune(
     study: Annotated[str, typer.Argument(help="study name in params.yaml, e.g. dnet-lambdas")],
-    trials: Annotated[Optional[int], typer.Option(help="number of trials (default: from params.yaml)")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default: sqlite:///optuna.db)")] = None,
+    trials: Annotated[int | None, typer.Option(help="number of trials (default: from params.yaml)")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default: sqlite:///optuna.db)")] = None,
     workers: Annotated[int, typer.Option(help="worker processes on this machine")] = 1,
 ) -> None:
     """Tune a paper's loss weights on held-out training videos (never the test split)."""
     from talbench.tune.study import run_study
 
-    run_study(study, trials=trials, storage=storage, workers=workers, console=console)
+    with _user_errors():
+        run_study(study, trials=trials, storage=storage, workers=workers, console=console)
 
 
 @app.command()
