@@ -120,10 +120,9 @@ def test_experiments_and_queued_sweep(pipeline_repo):
     assert "Failed" not in status, status
     assert status.count("Success") == 2, status
     # the queued experiments ran in .dvc/tmp/exps/tmpXXX but logged into the one absolute store
-    import mlflow
+    from mlflow_search import search_runs
 
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    runs = mlflow.search_runs(experiment_names=["talbench"], filter_string="tags.kind = 'row'")
+    runs = search_runs(experiment_names=["talbench"], filter_string="tags.kind = 'row'")
     epochs = set(runs.loc[runs["tags.table"] == TABLE_B, "params.baseline_b.epochs"])
     assert {"10", "20"} <= epochs
     assert runs["tags.dvc_exp_name"].notna().sum() == 2 * 3  # 2 experiments x 3 rows x 1 seed

@@ -164,10 +164,12 @@ def _activate(tmp_bench: Path) -> None:
         if row["name"] in FAKE_RUNS:
             row["reproduce"] = {"overrides": {}}
     (tmp_bench / "dnet.table1.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    for table_id in ("dnet.table2", "refactornet.table2"):
-        (tmp_bench / f"{table_id}.yaml").write_text(
-            (BENCHMARKS_DIR / f"{table_id}.yaml").read_text(encoding="utf-8"), encoding="utf-8"
-        )
+    for table_id in ("dnet.table2", "refactornet.table2"):  # kept pending: their stale results must not show
+        raw = yaml.safe_load((BENCHMARKS_DIR / f"{table_id}.yaml").read_text(encoding="utf-8"))
+        raw["status"], raw["pending_reason"] = "pending", "model lands with issue #5"
+        for row in raw["rows"]:
+            row.pop("reproduce", None)
+        (tmp_bench / f"{table_id}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
 
 
 def _fake_result(rows: dict[str, list[float]] = FAKE_RUNS) -> dict:

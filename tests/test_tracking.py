@@ -8,6 +8,7 @@ import json
 import statistics
 
 import pytest
+from mlflow_search import search_runs
 from test_tracking_baseline import (  # noqa: F401  (fixtures)
     RUNNER,
     TABLE,
@@ -24,10 +25,7 @@ from talbench.tracking.table_run import run_table
 
 
 def search(experiment: str = "talbench", filter_string: str = ""):
-    import mlflow
-
-    mlflow.set_tracking_uri(None)  # re-read MLFLOW_TRACKING_URI
-    return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
+    return search_runs(experiment_names=[experiment], filter_string=filter_string)
 
 
 @pytest.fixture(scope="module")

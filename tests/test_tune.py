@@ -4,12 +4,14 @@ real tiny D-Net study end to end."""
 
 import json
 import math
+import os
 
 import numpy as np
 import optuna
 import pandas as pd
 import pytest
 import yaml
+from mlflow_search import search_runs
 
 from talbench.config import REPO_ROOT, ConfigError, deep_merge, load_params, resolve
 from talbench.engine.runner import RUNNERS, RowOutcome, register_runner
@@ -201,13 +203,12 @@ def test_probe_study_holdout_pruning_mlflow_and_outputs(probe):
     assert result["sensitivity"]["max_minus_min"] == pytest.approx(max(values) - min(values))
 
     # nested MLflow runs: one per trial (params, step metric, state) and one per final evaluation
-    mlflow.set_tracking_uri(None)
     parent = result["mlflow"]["parent_run_id"]
-    runs = mlflow.search_runs(experiment_names=["talbench-tune"],
+    runs = search_runs(experiment_names=["talbench-tune"],
                               filter_string=f"tags.mlflow.parentRunId = '{parent}'")
     trials = runs[runs["tags.kind"] == "trial"].set_index("tags.trial_number")
     assert len(trials) == 8 and len(runs[runs["tags.kind"] == "final"]) == 8
-    client = mlflow.tracking.MlflowClient()
+    client = mlflow.tracking.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     for t in ostudy.trials:
         row = trials.loc[str(t.number)]
         assert row["tags.optuna_state"] == t.state.name
