@@ -23,7 +23,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -36,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from talbench.config import REPO_ROOT, ConfigError
+from talbench.config import REPO_ROOT, ConfigError, read_yaml_mapping
 
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 
@@ -286,14 +285,7 @@ def _format_validation_error(path: Path, err: ValidationError) -> str:
 def load_benchmark_file(path: str | Path) -> Benchmark:
     """Load and validate one benchmark file; its ``id`` must equal the file name."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ConfigError(f"{path}: benchmark file not found") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
+    raw = read_yaml_mapping(path, "benchmark file")
     try:
         bench = Benchmark.model_validate(raw)
     except ValidationError as err:

@@ -26,17 +26,22 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the file and key."""
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+def read_yaml_mapping(path: str | Path, what: str = "parameter file") -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; ``ConfigError`` naming the file otherwise."""
     path = Path(path)
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
-        raise ConfigError(f"{path}: parameter file not found") from err
+        raise ConfigError(f"{path}: {what} not found") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(params, dict):
+    if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    return params
+    return data
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    return read_yaml_mapping(path)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any], *, where: str = "") -> dict[str, Any]:
@@ -78,6 +83,18 @@ def config_hash(cfg: dict[str, Any], length: int = 12) -> str:
 def train_hash(cfg: dict[str, Any]) -> str:
     """Hash of everything that influences training (the ``test_time`` section excluded)."""
     return config_hash({k: v for k, v in cfg.items() if k != TEST_TIME_KEY})
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}`` (the inverse of :func:`flatten`; tuned parameter files are flat)."""
+    nested: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        node = nested
+        *parents, leaf = str(dotted).split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
 
 
 def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:

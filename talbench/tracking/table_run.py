@@ -29,6 +29,7 @@ from talbench.config import (
     deep_merge,
     flatten,
     load_params,
+    nest,
     resolve,
     train_hash,
 )
@@ -42,17 +43,6 @@ SYNTHETIC_FEATURES = "synthetic two-stream, I3D layout (ActionFormer THUMOS14 fo
 
 
 # --------------------------------------------------------------------------------------- configuration
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}`` (tuned parameter files are flat)."""
-    nested: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        node = nested
-        *parents, leaf = str(dotted).split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
 
 def tuned_study(params: dict[str, Any], paper: str, table: str) -> str:
     """The Optuna study (params.yaml ``tune.studies``) whose weights ``--tuned`` applies to ``table``:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from talbench.config import REPO_ROOT, ConfigError, deep_merge, load_params, resolve
+from talbench.config import REPO_ROOT, ConfigError, deep_merge, load_params, nest, resolve
 
 TUNING_SPLITS = {"run": {"train_split": "train_fit", "eval_split": "holdout"}}
 FINAL_SPLITS = {"run": {"train_split": "train", "eval_split": "test"}}
@@ -128,17 +128,6 @@ class Study:
     def epochs(self) -> int:
         return int(get_dotted(self.base_cfg, self.spec.epochs_key))
 
-
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
-    nested: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        node = nested
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
 
 
 def get_dotted(cfg: dict[str, Any], dotted: str) -> Any:
