@@ -200,6 +200,8 @@ FAKE_TUNE = {  # TEST DATA
     "test": {"split": "test", "published": {"mean": 40.0, "std": 1.0, "run_ids": ["tunerun3"]},
              "tuned": {"mean": 41.0, "std": 1.0, "run_ids": ["tunerun4"]}},
     "plot": "plots/tune/dnet-lambdas.png",
+    "sensitivity": {"n_complete": 9, "min": 20.0, "max": 35.5, "max_minus_min": 15.5, "std": 4.25},
+    "n_pruned": 3, "seconds_saved_by_pruning": 120.4,
 }
 
 
@@ -249,6 +251,8 @@ def test_leaderboard_pages(workspace):
     assert "## Tuning" in page and "| `dnet.lambda_rec` | 1.0 | 0.25 | 0.80 |" in page
     assert "| validation (holdout) | 30.00 ± 1.00 | 33.00 ± 0.50 | +3.00 |" in page
     assert "![dnet-lambdas](../plots/tune/dnet-lambdas.png)" in page
+    assert "objective spans 20.00 to 35.50 (range 15.50, std 4.25)" in page
+    assert "Pruned: 3 of 12 trials, about 120 s of training saved." in page
     index = (out / "README.md").read_text(encoding="utf-8")
     assert "| [D-Net (AAAI 2022)](dnet.md) | 1 / 1 / 2 | 4 / 4 | 6 | 6 | 2 / 0 / 1 / 1 |" in index
 

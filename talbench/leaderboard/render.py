@@ -209,6 +209,18 @@ def render_tuning(studies: list[TuneResult], page_dir: Path, repo_root: Path) ->
         if study.test is not None:
             lines.append(_split_rows(study.test, "test"))
         lines.append("")
+        if study.sensitivity is not None:
+            spread = study.sensitivity
+            lines.append(
+                f"Sensitivity: over the {spread.n_complete} completed trials the validation objective spans "
+                f"{spread.min:.2f} to {spread.max:.2f} (range {spread.max_minus_min:.2f}, std {spread.std:.2f})."
+            )
+        if study.n_pruned is not None:
+            saved = "" if study.seconds_saved_by_pruning is None else \
+                f", about {study.seconds_saved_by_pruning:.0f} s of training saved"
+            lines.append(f"Pruned: {study.n_pruned} of {study.n_trials} trials{saved}.")
+        if study.sensitivity is not None or study.n_pruned is not None:
+            lines.append("")
         if study.plot:
             rel = os.path.relpath(repo_root / study.plot, page_dir)
             lines.append(f"![{study.study}]({Path(rel).as_posix()})")

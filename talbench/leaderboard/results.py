@@ -95,6 +95,16 @@ class TunedParam(_Record):
     importance: float | None = None  # sensitivity: Optuna's parameter importance in [0, 1]
 
 
+class Sensitivity(_Record):
+    """Spread of the validation objective over the completed trials (how much the weights matter)."""
+
+    n_complete: int = Field(ge=0)
+    min: float
+    max: float
+    max_minus_min: float
+    std: float
+
+
 class TuneResult(_Record):
     """``results/tune/<study>.json``, written by the tuning stage."""
 
@@ -112,6 +122,9 @@ class TuneResult(_Record):
     validation: SplitScores
     test: SplitScores | None = None
     plot: str | None = None  # path of the study's plot, relative to the repository root
+    sensitivity: Sensitivity | None = None
+    n_pruned: int | None = None
+    seconds_saved_by_pruning: float | None = None
 
 
 def _read_json(path: Path) -> Any:
