@@ -1,35 +1,16 @@
 """run_row of the proposal detector end to end on the tiny synthetic benchmark: metrics, caching,
 determinism, test-time regrouping (table 2) and original-feature branches (table 3)."""
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from talbench.config import load_params, resolve
-from talbench.data import open_dataset
-from talbench.data.synthetic.generate import generate
 from talbench.engine.proposal_runner import run_with_proposals
 from talbench.engine.runner import seed_everything
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    cfg = resolve(load_params(), "tiny", {"data": {"synthetic_root": str(root)}})
-    generate(cfg["synth"], root / "tiny")
-    dataset = open_dataset(cfg)
-    rng = np.random.default_rng(0)
-    rows = []
-    for split in ("train", "test"):  # jittered ground truth + random segments stand in for BSN proposals
-        gt = dataset.instances(split)
-        for vid in dataset.video_ids(split):
-            duration = dataset.duration(vid)
-            for s, e in gt.loc[gt["video_id"] == vid, ["start", "end"]].to_numpy():
-                jitter = rng.normal(0.0, 0.15 * (e - s), size=(4, 2))
-                rows += [(vid, max(0.0, s + a), min(duration, e + b), 1.0) for a, b in jitter]
-            starts = rng.uniform(0, duration - 1, 20)
-            rows += [(vid, s, min(duration, s + rng.uniform(0.5, 6)), 0.5) for s in starts]
-    proposals = pd.DataFrame(rows, columns=["video_id", "start", "end", "score"])
+def tiny(tiny_synthetic):
+    _, cfg, dataset, proposals = tiny_synthetic
     return cfg, dataset, proposals
 
 

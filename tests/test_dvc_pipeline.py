@@ -51,6 +51,10 @@ def make_pipeline_repo(tmp_path: Path, monkeypatch) -> Path:
     )
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
     del pipeline["stages"]["proposals"]
+    leaderboard = pipeline["stages"]["leaderboard"]  # its inputs are the results of this copy's tables
+    leaderboard["deps"] = [f"results/{t}.json" for t in (TABLE, TABLE_B)] + [
+        d for d in leaderboard["deps"] if not d.startswith("results/")
+    ]
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     shutil.copytree(REPO / "talbench", repo / "talbench", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(Path(__file__).with_name("test_tracking_baseline.py"), repo)
@@ -140,3 +144,13 @@ def find_key(node, key: str) -> list:
     if isinstance(node, list):
         return [x for item in node for x in find_key(item, key)]
     return []
+
+
+def test_leaderboard_depends_on_exactly_the_active_tables_results():
+    """dvc.yaml lists the leaderboard's inputs one by one (so the Optuna stages writing results/tune/ stay out of
+    the default pipeline); the list must follow params.yaml `run.tables`."""
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    tables = yaml.safe_load((REPO / "params.yaml").read_text())["run"]["tables"]
+    results_deps = [d for d in pipeline["stages"]["leaderboard"]["deps"] if d.startswith("results")]
+    assert results_deps == [f"results/{t}.json" for t in tables]
+

@@ -6,9 +6,7 @@ import json
 import math
 import os
 
-import numpy as np
 import optuna
-import pandas as pd
 import pytest
 import yaml
 from mlflow_search import search_runs
@@ -25,30 +23,14 @@ EPOCHS = 4  # detector.epochs of the tiny profile
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """The tiny synthetic benchmark and BSN-format proposals (jittered ground truth + random segments)."""
-    from talbench.data import open_dataset
+def tiny_data(tiny_synthetic):
+    """The tiny synthetic benchmark and its stand-in proposals written in BSN's CSV format."""
     from talbench.data.proposals import write_proposals
-    from talbench.data.synthetic.generate import generate
 
-    root = tmp_path_factory.mktemp("synthetic")
-    cfg = resolve(load_params(), "tiny", {"data": {"synthetic_root": str(root)}})
-    generate(cfg["synth"], root / "tiny")
-    dataset = open_dataset(cfg)
-    rng = np.random.default_rng(0)
-    rows = []
-    for split in ("train", "test"):
-        gt = dataset.instances(split)
-        for vid in dataset.video_ids(split):
-            duration = dataset.duration(vid)
-            for s, e in gt.loc[gt["video_id"] == vid, ["start", "end"]].to_numpy():
-                jitter = rng.normal(0.0, 0.15 * (e - s), size=(4, 2))
-                rows += [(vid, max(0.0, s + a), min(duration, e + b), 1.0) for a, b in jitter]
-            rows += [(vid, s, min(duration, s + rng.uniform(0.5, 6)), 0.5) for s in rng.uniform(0, duration - 1, 20)]
-    proposals = root / "proposals"
-    write_proposals(proposals, pd.DataFrame(rows, columns=["video_id", "start", "end", "score"]),
-                    dataset.video_ids("train") + dataset.video_ids("test"))
-    return root, proposals
+    root, _, dataset, proposals = tiny_synthetic
+    folder = root / "proposals"
+    write_proposals(folder, proposals, dataset.video_ids("train") + dataset.video_ids("test"))
+    return root, folder
 
 
 @pytest.fixture

@@ -1,0 +1,39 @@
+"""Shared fixtures: the tiny synthetic benchmark with stand-in proposals for the detector runners."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from talbench.config import load_params, resolve
+
+
+def stand_in_proposals(dataset, seed: int = 0) -> pd.DataFrame:
+    """Jittered ground truth (4 per instance, N(0, 0.15 x length)) + 20 random segments per video, in place of
+    BSN proposals, so that detector tests do not depend on a trained proposal generator."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split in ("train", "test"):
+        gt = dataset.instances(split)
+        for vid in dataset.video_ids(split):
+            duration = dataset.duration(vid)
+            for s, e in gt.loc[gt["video_id"] == vid, ["start", "end"]].to_numpy():
+                jitter = rng.normal(0.0, 0.15 * (e - s), size=(4, 2))
+                rows += [(vid, max(0.0, s + a), min(duration, e + b), 1.0) for a, b in jitter]
+            starts = rng.uniform(0, duration - 1, 20)
+            rows += [(vid, s, min(duration, s + rng.uniform(0.5, 6)), 0.5) for s in starts]
+    return pd.DataFrame(rows, columns=["video_id", "start", "end", "score"])
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+    """``(root, cfg, dataset, proposals)``: the `tiny` profile generated once per session under ``root/tiny``."""
+    from talbench.data import open_dataset
+    from talbench.data.synthetic.generate import generate
+
+    root = tmp_path_factory.mktemp("synthetic")
+    cfg = resolve(load_params(), "tiny", {"data": {"synthetic_root": str(root)}})
+    generate(cfg["synth"], root / "tiny")
+    dataset = open_dataset(cfg)
+    return root, cfg, dataset, stand_in_proposals(dataset)
