@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from talbench.config import ConfigError, load_params, resolve
 from talbench.data.proposals import proposals_dir, write_proposals
@@ -44,6 +43,7 @@ from talbench.models.bsn import (
     tem_targets,
     window_offsets,
 )
+from talbench.progress import task_progress
 
 STREAMS = ("rgb", "flow", "both")
 # bsn keys that only change inference or the detector's input: left out of the checkpoint hash
@@ -70,18 +70,6 @@ class BSN:
     @property
     def param_counts(self) -> dict[str, int]:
         return {"tem": count_parameters(self.tem), "pem": count_parameters(self.pem)}
-
-
-def _progress(console: Console | None) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=console is None,
-        transient=False,
-    )
 
 
 def window_stride(settings: dict[str, Any]) -> int:
@@ -145,7 +133,7 @@ def train_tem(
     generator = torch.Generator().manual_seed(settings["seed"])
     batch = settings["tem_batch_size"]
     losses: list[float] = []
-    with _progress(console) as progress:
+    with task_progress(console, disable=console is None) as progress:
         task = progress.add_task(f"BSN TEM ({len(x)} windows)", total=settings["tem_epochs"])
         for _ in range(settings["tem_epochs"]):
             tem.train()
@@ -224,7 +212,7 @@ def train_pem(
     tensors = [(torch.from_numpy(b), torch.from_numpy(i.astype(np.float32))) for b, i in samples if len(b)]
     batch = settings["pem_batch_videos"]
     losses: list[float] = []
-    with _progress(console) as progress:
+    with task_progress(console, disable=console is None) as progress:
         task = progress.add_task("BSN PEM", total=settings["pem_epochs"])
         for _ in range(settings["pem_epochs"]):
             pem.train()
@@ -317,7 +305,7 @@ def generate_proposals(model: BSN, dataset, video_ids: list[str], console: Conso
     from talbench.engine.postprocess import batched_nms
 
     settings = model.settings
-    with _progress(console) as progress:
+    with task_progress(console, disable=console is None) as progress:
         frames = [
             _video_candidates_scored(model, dataset, video_id)
             for video_id in progress.track(video_ids, description="BSN proposals")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
 from talbench.engine.proposal_sampling import (
     AssignedProposals,
@@ -28,6 +28,7 @@ from talbench.engine.proposal_sampling import (
     training_targets,
 )
 from talbench.models.proposal_detector import ProposalDetector, detection_loss
+from talbench.progress import task_progress
 
 
 def video_duration(dataset, video_id: str) -> float:
@@ -90,9 +91,8 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
         raise ValueError("no training video has a labelled proposal (check proposals and ground truth)")
     history = TrainHistory()
     per_batch = det["videos_per_batch"]
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), console=console,
-                  disable=console is None, transient=True) as progress:
+    with task_progress(console, TextColumn("loss {task.fields[loss]:.3f}"), disable=console is None,
+                       transient=True) as progress:
         task = progress.add_task(description, total=det["epochs"], loss=float("nan"))
         for epoch in range(det["epochs"]):
             start = time.perf_counter()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from talbench.data.errors import DataError
-from talbench.eval.detection import _candidate_pairs, validate_frame
+from talbench.eval.detection import _candidate_pairs, shared_video_codes, validate_frame
 
 HIGH_QUALITY_TIOU = 0.7
 
@@ -34,8 +34,7 @@ def high_quality_proposal_metrics(
         raise ValueError(f"tiou_threshold must be in [0, 1), got {tiou_threshold}")
     if len(gt) == 0:
         raise DataError("ground truth: no instances")
-    videos, _ = pd.factorize(pd.concat([gt["video_id"], proposals["video_id"]], ignore_index=True))
-    gt_video, prop_video = videos[: len(gt)], videos[len(gt) :]
+    gt_video, prop_video = shared_video_codes(gt, proposals)
     gt_order = np.lexsort((gt["start"].to_numpy(np.float64), gt_video))
     pair_prop, pair_gt, pair_tiou = _candidate_pairs(
         prop_video, proposals["start"].to_numpy(np.float64), proposals["end"].to_numpy(np.float64),

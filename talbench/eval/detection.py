@@ -138,6 +138,12 @@ def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
     return np.sum((mrec[:, 1:] - mrec[:, :-1]) * envelope[:, 1:], axis=1)
 
 
+def shared_video_codes(gt: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``video_id``, one numbering for ``gt`` and ``other`` (predictions or proposals)."""
+    codes, _ = pd.factorize(pd.concat([gt["video_id"], other["video_id"]], ignore_index=True))
+    return codes[: len(gt)], codes[len(gt) :]
+
+
 def _candidate_pairs(pred_key, pred_start, pred_end, gt_key, gt_start, gt_end, min_threshold):
     """All (prediction, GT) pairs of equal (video, label) key with tIoU >= min_threshold.
 
@@ -258,10 +264,10 @@ def evaluate_detection(
             stacklevel=2,
         )
 
-    video_codes, _ = pd.factorize(pd.concat([gt["video_id"], pred["video_id"]], ignore_index=True))
+    gt_video, pred_video = shared_video_codes(gt, pred)
     n_classes = len(classes)
-    gt_key_all = video_codes[: len(gt)].astype(np.int64) * n_classes + gt_class
-    pred_key_all = video_codes[len(gt) :].astype(np.int64) * n_classes + pred_class
+    gt_key_all = gt_video.astype(np.int64) * n_classes + gt_class
+    pred_key_all = pred_video.astype(np.int64) * n_classes + pred_class
 
     # GT grouped by (video, label) and sorted by start; gt_order (the GT row) breaks exact tIoU ties.
     gt_start_all = gt["start"].to_numpy(dtype=np.float64)

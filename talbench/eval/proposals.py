@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from talbench.data.errors import DataError
-from talbench.eval.detection import _candidate_pairs, validate_frame
+from talbench.eval.detection import _candidate_pairs, shared_video_codes, validate_frame
 
 TALNET_AR_TIOU = tuple(np.round(np.arange(0.5, 1.0001, 0.05), 2).tolist())
 
@@ -37,8 +37,7 @@ def recall_table(
     if len(gt) == 0:
         raise DataError("ground truth: no instances to compute recall against")
 
-    videos, _ = pd.factorize(pd.concat([gt["video_id"], proposals["video_id"]], ignore_index=True))
-    gt_video, prop_video = videos[: len(gt)], videos[len(gt) :]
+    gt_video, prop_video = shared_video_codes(gt, proposals)
     gt_order = np.lexsort((gt["start"].to_numpy(np.float64), gt_video))
     scores = proposals["score"].to_numpy(np.float64)
     prop_order = np.lexsort((np.arange(len(proposals)), -scores, prop_video))

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from talbench.config import (
     TEST_TIME_KEY,
@@ -34,6 +33,7 @@ from talbench.config import (
     train_hash,
 )
 from talbench.io import atomic_write_json
+from talbench.progress import task_progress
 from talbench.tracking import provenance
 
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a parameter value (characters)
@@ -311,14 +311,7 @@ def run_table(
     result_rows = []
     started = time.perf_counter()
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
+        with task_progress(console) as progress:
             task = progress.add_task(table, total=len(configs) * len(seed_list))
             for index, row, cfg in configs:
                 chash, thash = config_hash(cfg), train_hash(cfg)

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from talbench.config import ConfigError, config_hash, load_params
 from talbench.io import atomic_write_json
+from talbench.progress import task_progress
 from talbench.tune.objective import DatasetCache, TrialObjective, evaluate_config
 from talbench.tune.space import FINAL_SPLITS, TUNING_SPLITS, Study, load_study
 from talbench.tune.storage import open_storage, redact, storage_url
@@ -219,8 +219,7 @@ def _search(ostudy, definition: Study, url: str, remaining: int, workers: int, c
     states = _states()
     done_states = (states.COMPLETE, states.PRUNED, states.FAIL)
     before = len(ostudy.get_trials(deepcopy=False, states=done_states))
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with task_progress(console) as progress:
         task = progress.add_task(f"tune {definition.name}", total=remaining)
         if len(quotas) == 1:
             def report(study, trial) -> None:
