@@ -68,6 +68,9 @@ def test_tem_loss_weights_actionness_and_backpropagates():
     targets[:, :, 2:5] = 1.0
     total, parts = tem_loss(out, targets, action_weight=2.0)
     assert total.item() == pytest.approx(2 * parts["action"] + parts["start"] + parts["end"], rel=1e-5)
+    # RefactorNet eq. 6: L_P = L_s + gamma L_e
+    weighted, _ = tem_loss(out, targets, action_weight=2.0, end_weight=3.0)
+    assert weighted.item() == pytest.approx(2 * parts["action"] + parts["start"] + 3 * parts["end"], rel=1e-5)
     total.backward()
     assert out.grad is not None and torch.isfinite(out.grad).all()
 

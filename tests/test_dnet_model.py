@@ -110,6 +110,23 @@ def test_detector_shapes_and_regrouping():
     assert "rec_loss" not in base(_batch())
 
 
+def test_roi_pool_detector_reads_the_proposal_bins_for_classification():
+    model = build_detector(_cfg(encoder="none", aggregation="roi_pool", roi_bins=8, dropout=0.0), 16, 5).eval()
+    batch = _batch()
+    out = model(batch)
+    assert out["cls_logits"].shape == (4, 6) and out["regression"].shape == (4, 2)
+    # MUSES: classification on the proposal's 4 bins (4 x 16), completeness/regression on all 8 (8 x 16)
+    assert model.cls_mlp.net[0].in_features == 64 and model.loc_mlp.net[0].in_features == 128
+    assert not hasattr(model, "anet_cls")
+    changed = dict(batch, left=batch["left"] + 1.0)  # the context regions do not touch classification
+    assert torch.equal(model(changed)["cls_logits"], out["cls_logits"])
+    assert not torch.equal(model(changed)["completeness"], out["completeness"])
+    with pytest.raises(ValueError, match="multiple of 4"):
+        build_detector(_cfg(aggregation="roi_pool", roi_bins=6), 16, 5)
+    with pytest.raises(ValueError, match="aggregation"):
+        build_detector(_cfg(aggregation="mean"), 16, 5)
+
+
 def test_loss_hinge_excludes_background_and_weights():
     out = {
         "cls_logits": torch.zeros(3, 3),

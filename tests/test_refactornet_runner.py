@@ -1,5 +1,6 @@
-"""RefactorNet's runner end to end on a tiny synthetic benchmark generated in tmp_path (proposals: jittered
-ground truth plus random segments in BSN's CSV format, so that BSN is not trained here)."""
+"""RefactorNet's runner end to end on a tiny synthetic benchmark generated in tmp_path. The shared proposals
+(the Baseline's) are jittered ground truth plus random segments in BSN's CSV format; RefactorNet rows train
+BSN on their refactored features F' (tiny BSN settings)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def tiny(tmp_path_factory):
                                                                               index=False)
     cfg["bsn"].update(source="bsn_csv", external_path=str(root / "proposals"), external_normalized=False)
     cfg["model"]["runner"] = "refactornet"
+    cfg["detector"]["aggregation"] = "roi_pool"
     cfg["test_time"]["video_cls"] = "none"
     return root, cfg, dataset
 
@@ -58,6 +60,13 @@ def test_run_row_metrics_cache_and_determinism(tiny, monkeypatch):
     assert m["stage1/L_A"] >= 0 and 0 <= m["stage1/L_C"] <= 2
     assert set(first.predictions) == {"both"} and len(first.predictions["both"]) > 0
     assert (first.checkpoint_dir / "checkpoint.json").is_file()
+    # evaluation proposals from BSN trained on the row's F' (eq. 6), saved with the checkpoint
+    assert m["proposals/on_refactored_features"] == 1.0 and 0 < m["proposals/AR_100"] <= 100
+    assert m["proposal_seconds"] > 0
+    saved = sorted(p.stem for p in (first.checkpoint_dir / "proposals").glob("*.csv"))
+    assert saved == sorted(dataset.video_ids("test"))
+    shared = pd.read_csv(root / "proposals" / f"{saved[0]}.csv")
+    assert len(pd.read_csv(first.checkpoint_dir / "proposals" / f"{saved[0]}.csv")) != len(shared)
     # the same row again: loaded from the checkpoint, same predictions
     again = run_row(cfg, 0, dataset)
     assert again.metrics["loaded_from_cache"] == 1.0
@@ -67,7 +76,7 @@ def test_run_row_metrics_cache_and_determinism(tiny, monkeypatch):
     fresh = run_row(cfg, 0, dataset)
     assert fresh.metrics["loaded_from_cache"] == 0.0
     for name in ("both/average_mAP", "class_acc", "mean_tiou", "stage1/L_R", "stage2/L_R",
-                 "probe/context_acc_action"):
+                 "probe/context_acc_action", "proposals/AR_100"):
         assert fresh.metrics[name] == pytest.approx(m[name], abs=1e-9), name
 
 
@@ -79,6 +88,32 @@ def test_baseline_row_has_no_refactoring(tiny, monkeypatch):
     out = run_row(base, 0, dataset)
     assert "probe/context_acc_action" not in out.metrics and "coupling/pairs" not in out.metrics
     assert out.param_counts["paper_refactoring"] == 0 and np.isfinite(out.metrics["both/average_mAP"])
+    assert out.metrics["proposals/on_refactored_features"] == 0.0  # the shared proposals
+    assert not (out.checkpoint_dir / "proposals").exists()
+
+
+def test_refactored_features_view_and_bsn_cache_key():
+    from talbench.engine.refactored_proposals import RefactoredFeatures, module_digest
+
+    class Store:
+        def features(self, video_id, stream):
+            return torch.ones(6, 8).numpy()
+
+        def video_ids(self, split):
+            return ["v"]
+
+    torch.manual_seed(0)
+    full = RefactorNet(8, 16)
+    view = RefactoredFeatures(Store(), full, "both")
+    assert view.features("v", "both").shape == (6, 8) and view.video_ids("train") == ["v"]
+    with pytest.raises(ValueError, match="stream 'both' only.*'rgb'.*video 'v'"):
+        view.features("v", "rgb")
+    same = RefactorNet(8, 16)
+    same.load_state_dict(full.state_dict())
+    assert module_digest(same) == module_digest(full)
+    with torch.no_grad():
+        same.phi_a.net[0].weight[0, 0] += 1e-3
+    assert module_digest(same) != module_digest(full)
 
 
 def test_deep_baseline_has_the_refactoring_size_at_paper_dims():

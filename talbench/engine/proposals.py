@@ -148,6 +148,7 @@ def train_tem(
                     y[idx].permute(0, 2, 1)[mask].T.unsqueeze(0),
                     settings["tem_action_weight"],
                     settings["tem_match_threshold"],
+                    settings["tem_end_weight"],
                 )
                 optimizer.zero_grad()
                 loss.backward()
@@ -243,21 +244,24 @@ def train_pem(
     return pem, {"pem_final_loss": losses[-1] if losses else float("nan")}
 
 
-def training_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """What determines the trained BSN (hashed for ``models/bsn/<hash>/seed<k>/``): the data sections and
-    the ``bsn`` keys that influence training (not the detector's source nor inference settings)."""
+def training_config(cfg: dict[str, Any], features_id: str | None = None) -> dict[str, Any]:
+    """What determines the trained BSN (hashed for ``models/bsn/<hash>/seed<k>/``): the data sections,
+    the ``bsn`` keys that influence training (not the detector's source nor inference settings) and, for BSN
+    on transformed features (RefactorNet's F'), the transform's identity ``features_id``."""
     return {
         "data": cfg["data"],
         "synth": cfg.get("synth"),
         "bsn": {k: v for k, v in cfg["bsn"].items() if k not in INFERENCE_KEYS},
+        **({"features": features_id} if features_id is not None else {}),
     }
 
 
-def fit_bsn(cfg: dict[str, Any], dataset, console: Console | None = None) -> BSN:
+def fit_bsn(cfg: dict[str, Any], dataset, console: Console | None = None, features_id: str | None = None) -> BSN:
     """Train BSN (TEM, then PEM on the TEM's candidates) on ``bsn.train_split`` of ``dataset``, or load the
-    checkpoint of an identical training configuration from ``models/bsn/<hash>/seed<seed>/``."""
+    checkpoint of an identical training configuration from ``models/bsn/<hash>/seed<seed>/``. ``dataset`` may
+    be a view whose ``features()`` transforms the stored features; ``features_id`` then names the transform."""
     settings = validate_settings(cfg["bsn"])
-    train_cfg = training_config(cfg)
+    train_cfg = training_config(cfg, features_id)
     from talbench.config import train_hash
 
     directory = models_root() / "bsn" / train_hash(train_cfg) / f"seed{settings['seed']}"

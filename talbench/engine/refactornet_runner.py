@@ -4,22 +4,25 @@ Pipeline of one row (sections 3.3-4.2 and 5.2):
 
 1. 16-frame snippets of the ``refactornet.stream`` features (RGB & Flow concatenated by default), pooled as
    the shared detector does (``detector.snippet_pooling``), for the ``run.train_split`` and ``run.eval_split``
-   videos; BSN proposals of the original features (the shared ``proposals`` stage).
+   videos.
 2. Sample collection (sec. 3.3, :mod:`talbench.engine.coupling_samples`) on the training snippets.
 3. Stage 1 (sec. 5.2): phi_A and phi_C alone, ``alpha (L_A + L_C)`` (eqs. 1, 2, 5), Adam.
 4. Stage 2 (sec. 5.2): the whole network end to end, ``L_R + L_D`` (eqs. 5, 7), Adam, with the refactoring
-   module in the shared detector's encoder slot (f' feeds the proposal features and heads).
-5. Inference (sec. 4.2): score = classification x completeness, Soft-NMS; mAP, table 3's classification
-   accuracy and mean tIoU of high-quality proposals, and the context probe (figure 4 as a number).
+   module in the shared detector's encoder slot and RoI-pooled proposal features with three MLP heads
+   (``detector.aggregation: roi_pool``, as the benchmark rows set it), on the labelled proposals of the
+   training videos from the shared BSN stage (the only proposals that exist before F' is final).
+5. Proposals of the evaluation videos (sec. 3.6 and 4.2, eq. 6): BSN trained on the final F' of the training
+   videos with ``L_P = L_bl^s + gamma L_bl^e`` (:mod:`talbench.engine.refactored_proposals`); the Baseline,
+   the Deep Baseline and ``refactornet.proposals.features: original`` read the shared BSN proposals.
+6. Inference (sec. 4.2): score = classification x completeness, Soft-NMS; mAP, table 3's classification
+   accuracy and mean tIoU of high-quality proposals, AR@AN of the row's proposals, and the context probe
+   (figure 4 as a number).
 
 Variants (params ``refactornet.*``): ``enabled: false`` is the Baseline (detector on the original
 features), ``deep_baseline: true`` the Deep Baseline (temporal 1-D convolutions of the encoders' size and
 depth, trained with L_D only), ``use_la_lc`` / ``use_kl`` table 4, ``components`` table 5. Every variant
-trains the detector with the same stage-2 schedule, so rows differ only in the refactoring.
-
-BSN's boundary loss on F' (L_P, eq. 6, gamma = 1) is not trained here: the proposals come from the shared
-BSN stage on the original features (one BSN per data profile, reused by every row and seed), see
-docs/refactornet.md.
+trains the detector with the same stage-2 schedule, so rows differ only in the refactoring (and the proposals
+it yields).
 """
 
 from __future__ import annotations
@@ -37,19 +40,21 @@ from rich.progress import track
 from torch import nn
 
 from talbench.config import ConfigError
-from talbench.data.proposals import load_detector_proposals
+from talbench.data.proposals import load_detector_proposals, load_proposals, write_proposals
 from talbench.engine.checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
 from talbench.engine.coupling_samples import CouplingSamples, collect_coupling_samples
 from talbench.engine.infer import predict_stream, single_stream, to_detections
 from talbench.engine.proposal_sampling import VideoSnippets
+from talbench.engine.refactored_proposals import refactored_proposals
 from talbench.engine.runner import RowOutcome
 from talbench.engine.train import assign_training_proposals, load_snippets, train_detector
 from talbench.engine.video_classifier import video_scores
 from talbench.eval.detection import evaluate_detection
 from talbench.eval.probe import linear_probe
+from talbench.eval.proposals import average_recall
 from talbench.eval.tiou import pairwise_tiou
 from talbench.io import atomic_write_json
-from talbench.models.proposal_detector import IdentityEncoder, ProposalDetector
+from talbench.models.proposal_detector import IdentityEncoder, ProposalDetector, aggregation_bins
 from talbench.models.refactornet import (
     COMPONENT_CHOICES,
     DeepBaseline,
@@ -62,6 +67,7 @@ from talbench.models.refactornet import (
 RUNNER = "refactornet"
 PAPER_FEATURE_DIM = 2048  # I3D RGB (1024) and Flow (1024) concatenated (sec. 5.2)
 PAPER_NUM_CLASSES = 20  # THUMOS14
+PROPOSAL_FEATURES = ("refactored", "original")  # BSN on F' (sec. 3.6, eq. 6) | the shared BSN on F
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -82,13 +88,15 @@ class FeatureSlot(nn.Module):
 
 class RefactoredDetector(ProposalDetector):
     """The shared proposal detector on refactored features: the region snippets go through the encoder slot
-    (shared detector) and so does the video-level descriptor of A-Net's global context (max over the
-    video's original snippets), as a length-1 sequence, so that every detector input lives in the space of f'."""
+    (shared detector); with A-Net aggregation, so does the video-level descriptor of A-Net's global context
+    (max over the video's original snippets), as a length-1 sequence, so that every detector input lives in
+    the space of f'. RoI pooling (sec. 5.2) reads the proposal's snippets only."""
 
     def forward(self, batch: dict[str, torch.Tensor], cls_feature: str = "F_cls",
                 loc_feature: str = "F_loc") -> dict[str, torch.Tensor]:
-        batch = dict(batch)
-        batch["video_global"] = self.encoder(batch["video_global"].unsqueeze(1))["cls"].squeeze(1)
+        if self.roi_bins is None:
+            batch = dict(batch)
+            batch["video_global"] = self.encoder(batch["video_global"].unsqueeze(1))["cls"].squeeze(1)
         return super().forward(batch, cls_feature=cls_feature, loc_feature=loc_feature)
 
 
@@ -104,6 +112,11 @@ def validate_config(cfg: dict) -> dict:
         raise ConfigError("params.yaml: refactornet.deep_baseline needs refactornet.enabled: true (it takes its slot)")
     if rc["beta"] < 0 or rc["alpha_scale"] < 0:
         raise ConfigError("params.yaml: refactornet.beta and refactornet.alpha_scale must be >= 0")
+    if rc["proposals"]["features"] not in PROPOSAL_FEATURES:
+        raise ConfigError(f"params.yaml: refactornet.proposals.features must be one of {PROPOSAL_FEATURES}, "
+                          f"got '{rc['proposals']['features']}'")
+    if rc["proposals"]["gamma"] < 0:
+        raise ConfigError("params.yaml: refactornet.proposals.gamma must be >= 0")
     if rc["soft_nms"]["method"] not in ("gaussian", "linear", "hard"):
         raise ConfigError(f"params.yaml: refactornet.soft_nms.method must be gaussian, linear or hard, "
                           f"got '{rc['soft_nms']['method']}'")
@@ -131,7 +144,8 @@ def build_model(cfg: dict, in_dim: int, num_classes: int) -> RefactoredDetector:
     feature_dim = in_dim if module is None else module.out_dim
     hidden = det["head_hidden"] or feature_dim
     return RefactoredDetector(encoder, feature_dim, num_classes, hidden, head_layers=det["head_layers"],
-                              dropout=det["dropout"])
+                              dropout=det["dropout"], attention=cfg["anet"]["attention"],
+                              roi_bins=aggregation_bins(det))
 
 
 def refactoring_module(model: RefactoredDetector) -> nn.Module | None:
@@ -211,11 +225,10 @@ def stage2_config(cfg: dict) -> dict:
     return out
 
 
-def train_row(cfg: dict, seed: int, model: RefactoredDetector, train_videos: dict[str, VideoSnippets],
-              assigned, train_truth: dict[str, pd.DataFrame], console=None,
-              after_epoch: Callable[[int], None] | None = None) -> dict:
-    """Sample collection (on ``train_truth``: video -> ``start, end, label_id``), stage 1 and stage 2 for
-    ``model`` (``assigned``: the labelled training proposals); returns the training log (timings, losses)."""
+def train_encoders(cfg: dict, seed: int, model: RefactoredDetector, train_videos: dict[str, VideoSnippets],
+                   train_truth: dict[str, pd.DataFrame], console=None) -> tuple[PairBatches | None, dict]:
+    """Sample collection (on ``train_truth``: video -> ``start, end, label_id``) and stage 1 of ``model``'s
+    refactoring module; returns the pairs (``None`` without refactoring losses) and the training log."""
     rc = cfg["refactornet"]
     module = refactoring_module(model)
     refactor = module if isinstance(module, RefactorNet) else None
@@ -236,7 +249,15 @@ def train_row(cfg: dict, seed: int, model: RefactoredDetector, train_videos: dic
         torch.manual_seed(seed)
         log["stage1"] = train_stage1(refactor, pairs, rc, seed, console)
     log["stage1_seconds"] = time.perf_counter() - start
+    return pairs, log
 
+
+def train_end_to_end(cfg: dict, seed: int, model: RefactoredDetector, pairs: PairBatches | None, log: dict,
+                     train_videos: dict[str, VideoSnippets], assigned, console=None,
+                     after_epoch: Callable[[int], None] | None = None) -> dict:
+    """Stage 2 of ``model`` on the labelled training proposals ``assigned``, ``L_D + L_R``; completes ``log``."""
+    rc = cfg["refactornet"]
+    refactor = refactoring_module(model)
     extra_loss = None
     if pairs is not None:
         generator = torch.Generator().manual_seed(seed + 1)
@@ -341,23 +362,33 @@ def context_probe(module: RefactorNet, dataset, videos: dict[str, dict[str, Vide
 # ------------------------------------------------------------------------------------------ the row
 
 
+def uses_refactored_proposals(model: RefactoredDetector, rc: dict) -> bool:
+    """BSN on F' for RefactorNet's encoders; the Baseline and the Deep Baseline (temporal convolutions at
+    the detector's snippet stride, which do not apply to BSN's feature cells) read the shared BSN proposals."""
+    return isinstance(refactoring_module(model), RefactorNet) and rc["proposals"]["features"] == "refactored"
+
+
+def segments_by_video(proposals: pd.DataFrame, video_ids: list[str]) -> dict[str, np.ndarray]:
+    groups = {k: g for k, g in proposals.groupby("video_id", sort=False)}
+    return {v: groups[v][["start", "end"]].to_numpy(np.float64) for v in video_ids if v in groups}
+
+
 def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, float], None] | None = None) -> RowOutcome:
-    """Train (or load from ``models/refactornet/<train_hash>/seed<k>/``) and evaluate one row."""
+    """Train (or load) from ``models/refactornet/<train_hash>/seed<k>/`` and evaluate one row. The detector
+    trains on the shared BSN proposals of the training videos; the evaluation videos' proposals of a row with
+    RefactorNet come from BSN trained on its final F' and are saved in the checkpoint folder
+    (``proposals/<video>.csv``)."""
     rc = validate_config(cfg)
     det = cfg["detector"]
     stream = rc["stream"]
     train_split, eval_split = cfg["run"]["train_split"], cfg["run"]["eval_split"]
     train_ids, eval_ids = dataset.video_ids(train_split), dataset.video_ids(eval_split)
-    ids = train_ids + eval_ids
-    proposals = load_detector_proposals(cfg, ids, {v: dataset.duration(v) for v in ids})
+    ids = train_ids + eval_ids  # the shared proposals' videos
     train_videos = load_snippets(dataset, train_ids, stream, det["snippet_pooling"])
     eval_videos = load_snippets(dataset, eval_ids, stream, det["snippet_pooling"])
     train_gt, gt = dataset.instances(train_split), dataset.instances(eval_split)
-    assigned = assign_training_proposals(dataset, train_ids, proposals, train_gt, det["sampling"])
     truth_groups = {vid: g for vid, g in train_gt.groupby("video_id", sort=False)}
     train_truth = {vid: truth_groups.get(vid, train_gt.iloc[0:0]) for vid in train_ids}
-    groups = {k: g for k, g in proposals.groupby("video_id", sort=False)}
-    eval_segments = {v: groups[v][["start", "end"]].to_numpy(np.float64) for v in eval_ids if v in groups}
     tt = cfg["test_time"]
     vscores = video_scores(cfg, dataset, train_ids, eval_ids, seed)
     soft_nms = rc["soft_nms"] if rc["soft_nms"]["method"] != "hard" else None
@@ -365,6 +396,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
 
     torch.manual_seed(seed)
     model = build_model(cfg, in_dim, len(dataset.classes))
+    refactored = uses_refactored_proposals(model, rc)
     folder = checkpoint_dir(cfg, seed, RUNNER)
     states = load_checkpoint(folder, cfg)
     if states is not None:
@@ -372,20 +404,33 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
         log = json.loads((folder / "train_log.json").read_text(encoding="utf-8"))
         loaded = 1.0
     else:
+        folder.mkdir(parents=True, exist_ok=True)
+        pairs, log = train_encoders(cfg, seed, model, train_videos, train_truth, console)
+        shared = load_detector_proposals(cfg, ids, {v: dataset.duration(v) for v in ids})
+        assigned = assign_training_proposals(dataset, train_ids, shared, train_gt, det["sampling"])
+        epoch_segments = segments_by_video(shared, eval_ids)
+
         def after_epoch(epoch: int) -> None:
-            outs, _ = predict_stream(model, eval_videos, eval_segments, cfg)
+            outs, _ = predict_stream(model, eval_videos, epoch_segments, cfg)
             pred = to_detections(single_stream(outs), dataset.classes, tt, vscores, soft_nms)
             report(epoch, float(evaluate_detection(gt, pred, [0.5]).map[0]))
 
-        log = train_row(cfg, seed, model, train_videos, assigned, train_truth, console,
-                        after_epoch if report is not None else None)
-        folder.mkdir(parents=True, exist_ok=True)
+        log = train_end_to_end(cfg, seed, model, pairs, log, train_videos, assigned, console,
+                               after_epoch if report is not None else None)
+        start = time.perf_counter()
+        if refactored:
+            generated, log["bsn"] = refactored_proposals(cfg, refactoring_module(model), dataset, eval_ids,
+                                                         console)
+            write_proposals(folder / "proposals", generated, eval_ids)
+        log["proposal_seconds"] = time.perf_counter() - start
         atomic_write_json(folder / "train_log.json", log)
         save_checkpoint(folder, {"model": model.state_dict()}, cfg, seed)
         loaded = 0.0
+    proposals = load_proposals(folder / "proposals", eval_ids) if refactored else \
+        load_detector_proposals(cfg, eval_ids, {v: dataset.duration(v) for v in eval_ids})
 
     infer_start = time.perf_counter()
-    outputs, speed = predict_stream(model, eval_videos, eval_segments, cfg)
+    outputs, speed = predict_stream(model, eval_videos, segments_by_video(proposals, eval_ids), cfg)
     predictions = {stream: to_detections(single_stream(outputs), dataset.classes, tt, vscores, soft_nms)}
     result = evaluate_detection(gt, predictions[stream], cfg["eval"]["tiou_thresholds"])
     metrics: dict[str, float] = {f"{stream}/mAP_{float(t):g}": float(v) for t, v in zip(result.tiou, result.map)}
@@ -393,18 +438,23 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     class_acc, mean_tiou, n_high = high_quality_stats(outputs, gt, dataset.classes, rc["high_quality_tiou"])
     metrics.update({"class_acc": class_acc, "mean_tiou": mean_tiou, "high_quality_proposals": float(n_high)})
     infer_seconds = time.perf_counter() - infer_start
+    recall = average_recall(gt, proposals, cfg["eval"]["ar_an"], cfg["eval"]["ar_tiou_thresholds"])
+    metrics.update({f"proposals/AR_{an}": float(value) for an, value in recall["ar"].items()})  # AR@AN
+    metrics["proposals/on_refactored_features"] = float(refactored)
 
     module = refactoring_module(model)
     if isinstance(module, RefactorNet):
         metrics.update(context_probe(module, dataset, {"train": train_videos, "eval": eval_videos}, cfg, seed))
     paper = parameter_counts(cfg, PAPER_FEATURE_DIM, PAPER_NUM_CLASSES)
     actual = parameter_counts(cfg, in_dim, len(dataset.classes))
+    train_seconds = log["collect_seconds"] + log["stage1_seconds"] + log["proposal_seconds"] + log["stage2_seconds"]
     metrics.update({
         "params_m": paper["total"] / 1e6,
         "params_m_refactoring": paper["refactoring"] / 1e6,
         "params_m_actual": actual["total"] / 1e6,
-        "train_seconds": float(log["collect_seconds"] + log["stage1_seconds"] + log["stage2_seconds"]),
+        "train_seconds": float(train_seconds),
         "stage1_seconds": float(log["stage1_seconds"]),
+        "proposal_seconds": float(log["proposal_seconds"]),
         "stage2_seconds": float(log["stage2_seconds"]),
         "seconds_per_epoch": float(log["seconds_per_epoch"]),
         "proposals_per_second": float(speed),
@@ -414,7 +464,8 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     if log["stage1"]:
         metrics.update({f"stage1/{k}": float(v) for k, v in log["stage1"][-1].items()})
     metrics.update({f"stage2/{k}": float(v) for k, v in log["stage2_refactoring"].items()})
-    timings = {"collect": log["collect_seconds"], "stage1": log["stage1_seconds"], "stage2": log["stage2_seconds"],
+    timings = {"collect": log["collect_seconds"], "stage1": log["stage1_seconds"],
+               "proposals": log["proposal_seconds"], "stage2": log["stage2_seconds"],
                "train": metrics["train_seconds"], "infer": infer_seconds, "loaded_from_cache": loaded}
     return RowOutcome(
         metrics=metrics, predictions=predictions,

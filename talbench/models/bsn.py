@@ -118,11 +118,13 @@ def weighted_binary_logistic_loss(prob: torch.Tensor, match: torch.Tensor, thres
 
 
 def tem_loss(
-    output: torch.Tensor, targets: torch.Tensor, action_weight: float = 2.0, threshold: float = 0.5
+    output: torch.Tensor, targets: torch.Tensor, action_weight: float = 2.0, threshold: float = 0.5,
+    end_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """BSN eq. 1: ``L_TEM = lambda L_bl^action + L_bl^start + L_bl^end`` over ``(B, 3, L)`` tensors."""
+    """BSN eq. 1: ``L_TEM = lambda L_bl^action + L_bl^start + gamma L_bl^end`` over ``(B, 3, L)`` tensors;
+    ``L_bl^start + gamma L_bl^end`` is RefactorNet's boundary loss L_P (eq. 6, gamma = 1 as BSN)."""
     parts = [weighted_binary_logistic_loss(output[:, k], targets[:, k], threshold) for k in range(3)]
-    total = action_weight * parts[0] + parts[1] + parts[2]
+    total = action_weight * parts[0] + parts[1] + end_weight * parts[2]
     return total, {name: part.detach().item() for name, part in zip(("action", "start", "end"), parts, strict=True)}
 
 

@@ -6,6 +6,11 @@
       -> A-Net^loc on F^loc of [left region, proposal, right region] -> M^z (eq. 13, C) and M^loc (eq. 14)
     loss eq. 15: cross-entropy + lambda1 smooth-L1 + lambda2 hinge (background excluded) + L_rec (eq. 3)
 
+The aggregation is A-Net (``detector.aggregation: anet``, D-Net) or temporal RoI pooling
+(``roi_pool``, RefactorNet sec. 5.2, as MUSES / P-GCN): the extended proposal (left region, proposal,
+right region, 1/4 + 1/2 + 1/4 of its length) is max-pooled into ``detector.roi_bins`` bins (MUSES: 8), the
+proposal's own bins (the middle half) feed the classification head, all bins the completeness/regression head.
+
 The encoder slot is generic: any module mapping snippet features ``(..., D)`` to a dict with the
 classification features ``"cls"`` and localization features ``"loc"`` (``(..., D)`` each) fits; an
 optional ``"rec"`` entry (reconstructed input) adds the reconstruction loss of eq. 3. New encoders register
@@ -23,9 +28,11 @@ from torch import nn
 
 from talbench.models.anet import ContextAggregation
 from talbench.models.blocks.mlp import MLP
+from talbench.models.blocks.roi_pooling import TemporalRoIPool
 from talbench.models.dnet import DisentanglementNetwork, reconstruction_loss
 
 REGIONS = ("left", "center", "right")
+AGGREGATIONS = ("anet", "roi_pool")
 FEATURE_CHOICES = {"F_cls": "cls", "F_loc": "loc"}
 
 
@@ -82,24 +89,43 @@ ENCODERS: dict[str, Callable[[int, dict], nn.Module]] = {
 
 
 class ProposalDetector(nn.Module):
-    """Encoder + two A-Nets + the heads of sec. 3.4.
+    """Encoder + aggregation (two A-Nets, or temporal RoI pooling) + the heads of sec. 3.4.
 
     ``M^cls`` is an MLP followed by a fully-connected layer over C+1 classes; ``M^z`` and ``M^loc`` share
-    one MLP on ``[f^{L,loc}, f^loc, f^{R,loc}]`` (3D) followed by two fully-connected layers (C completeness
-    scores; a class-agnostic (centre, log-length) boundary regression as P-GCN/SSN parameterise it)."""
+    one MLP on ``[f^{L,loc}, f^loc, f^{R,loc}]`` (3D with A-Net) followed by two fully-connected layers (C
+    completeness scores; a class-agnostic (centre, log-length) boundary regression as P-GCN/SSN parameterise
+    it). ``roi_bins`` (a multiple of 4) replaces A-Net by RoI pooling of the extended proposal."""
 
     def __init__(self, encoder: nn.Module, feature_dim: int, num_classes: int, head_hidden: int,
-                 head_layers: int = 2, dropout: float = 0.0, attention: str = "relu_normalized"):
+                 head_layers: int = 2, dropout: float = 0.0, attention: str = "relu_normalized",
+                 roi_bins: int | None = None):
         super().__init__()
         self.encoder = encoder
         self.num_classes = num_classes
-        self.anet_cls = ContextAggregation(feature_dim, attention)
-        self.anet_loc = ContextAggregation(feature_dim, attention)
-        self.cls_mlp = MLP([feature_dim] + [head_hidden] * head_layers, dropout=dropout)
+        self.roi_bins = roi_bins
+        if roi_bins is None:
+            self.anet_cls = ContextAggregation(feature_dim, attention)
+            self.anet_loc = ContextAggregation(feature_dim, attention)
+            cls_in, loc_in = feature_dim, 3 * feature_dim
+        else:
+            if roi_bins < 4 or roi_bins % 4:
+                raise ValueError(f"detector.roi_bins must be a positive multiple of 4, got {roi_bins}")
+            bins = {"left": roi_bins // 4, "center": roi_bins // 2, "right": roi_bins // 4}
+            self.roi_pool = nn.ModuleDict({r: TemporalRoIPool(bins[r]) for r in REGIONS})
+            cls_in, loc_in = bins["center"] * feature_dim, roi_bins * feature_dim
+        self.cls_mlp = MLP([cls_in] + [head_hidden] * head_layers, dropout=dropout)
         self.cls_fc = nn.Linear(head_hidden, num_classes + 1)  # eq. 12
-        self.loc_mlp = MLP([3 * feature_dim] + [head_hidden] * head_layers, dropout=dropout)
+        self.loc_mlp = MLP([loc_in] + [head_hidden] * head_layers, dropout=dropout)
         self.completeness_fc = nn.Linear(head_hidden, num_classes)  # eq. 13
         self.regression_fc = nn.Linear(head_hidden, 2)  # eq. 14
+
+    def aggregate(self, branch: str, region: str, features: torch.Tensor, mask: torch.Tensor,
+                  video_global: torch.Tensor) -> torch.Tensor:
+        """One region's proposal feature for the ``cls`` or ``loc`` branch."""
+        if self.roi_bins is not None:
+            return self.roi_pool[region](features, mask)
+        anet = self.anet_cls if branch == "cls" else self.anet_loc
+        return anet(features, mask, video_global)
 
     def forward(self, batch: dict[str, torch.Tensor], cls_feature: str = "F_cls",
                 loc_feature: str = "F_loc") -> dict[str, torch.Tensor]:
@@ -109,8 +135,8 @@ class ProposalDetector(nn.Module):
         cls_key, loc_key = FEATURE_CHOICES[cls_feature], FEATURE_CHOICES[loc_feature]
         video_global = batch["video_global"]
         encoded = {region: self.encoder(batch[region]) for region in REGIONS}
-        f_cls = self.anet_cls(encoded["center"][cls_key], batch["center_mask"], video_global)
-        f_loc = [self.anet_loc(encoded[r][loc_key], batch[f"{r}_mask"], video_global) for r in REGIONS]
+        f_cls = self.aggregate("cls", "center", encoded["center"][cls_key], batch["center_mask"], video_global)
+        f_loc = [self.aggregate("loc", r, encoded[r][loc_key], batch[f"{r}_mask"], video_global) for r in REGIONS]
         shared = self.loc_mlp(torch.cat(f_loc, dim=-1))
         out = {
             "cls_logits": self.cls_fc(self.cls_mlp(f_cls)),
@@ -122,6 +148,13 @@ class ProposalDetector(nn.Module):
         return out
 
 
+def aggregation_bins(det: dict) -> int | None:
+    """``detector.roi_bins`` when ``detector.aggregation`` is ``roi_pool``, ``None`` for A-Net."""
+    if det["aggregation"] not in AGGREGATIONS:
+        raise ValueError(f"detector.aggregation must be one of {AGGREGATIONS}, got {det['aggregation']!r}")
+    return det["roi_bins"] if det["aggregation"] == "roi_pool" else None
+
+
 def build_detector(cfg: dict, feature_dim: int, num_classes: int) -> ProposalDetector:
     """The detector of ``cfg["detector"]`` at ``feature_dim`` per stream and ``num_classes`` actions."""
     det = cfg["detector"]
@@ -131,7 +164,7 @@ def build_detector(cfg: dict, feature_dim: int, num_classes: int) -> ProposalDet
     hidden = det["head_hidden"] or feature_dim
     return ProposalDetector(ENCODERS[name](feature_dim, cfg), feature_dim, num_classes, hidden,
                             head_layers=det["head_layers"], dropout=det["dropout"],
-                            attention=cfg["anet"]["attention"])
+                            attention=cfg["anet"]["attention"], roi_bins=aggregation_bins(det))
 
 
 @dataclass
