@@ -169,8 +169,13 @@ class Reproduce(_Strict):
 
 class Row(_Strict):
     name: str = Field(min_length=1)
-    published: dict[str, PublishedValue]
+    published: dict[str, PublishedValue] = Field(default_factory=dict)
     reproduce: Reproduce | None = None
+    diagnostic: str | None = Field(
+        default=None,
+        description="a row talbench adds to test an explanation of the table (not in the paper): the question "
+        "it answers; it has no published numbers and claims cannot name it",
+    )
 
 
 class Benchmark(_Strict):
@@ -208,6 +213,10 @@ class Benchmark(_Strict):
         for i, row in enumerate(self.rows):
             if row.name in names[:i]:
                 raise ValueError(f"rows[{i}].name: row name '{row.name}' appears more than once")
+            if row.diagnostic is not None:
+                if row.published or row.reproduce is None:
+                    raise ValueError(f"rows[{i}]: a diagnostic row has 'reproduce' and no 'published' numbers")
+                continue
             unknown = sorted(set(row.published) - set(self.columns))
             if unknown:
                 raise ValueError(f"rows[{i}].published: unknown column(s) {unknown} (columns: {self.columns})")
@@ -241,11 +250,18 @@ class Benchmark(_Strict):
         for field, name in refs.items():
             if name not in self.row_names:
                 raise ValueError(f"{where}.{field}: row '{name}' does not exist in the table")
+            if self.row(name).diagnostic is not None:
+                raise ValueError(f"{where}.{field}: row '{name}' is a diagnostic row, not one of the paper's")
 
     # ------------------------------------------------------------------ accessors
     @property
     def row_names(self) -> list[str]:
         return [row.name for row in self.rows]
+
+    @property
+    def paper_rows(self) -> list[Row]:
+        """The rows the paper prints (without talbench's diagnostic rows)."""
+        return [row for row in self.rows if row.diagnostic is None]
 
     @property
     def numeric_columns(self) -> list[str]:

@@ -39,8 +39,8 @@ def test_published_numbers_equal_the_shared_transcription(published, benches):
         bench = benches[table_id]
         for key in ("paper", "title", "dataset", "split", "features", "metric", "columns"):
             assert getattr(bench, key) == table[key], f"{table_id}.{key}"
-        assert len(bench.rows) == len(table["rows"]), table_id
-        for row, source in zip(bench.rows, table["rows"]):
+        assert len(bench.paper_rows) == len(table["rows"]), table_id
+        for row, source in zip(bench.paper_rows, table["rows"]):
             group = source.get("features", source.get("task"))
             assert row.name in (source["name"], f"{source['name']} [{group}]"), (table_id, row.name)
             for column in table["columns"]:
@@ -130,6 +130,15 @@ def _break_reproduce_key(raw):
     raw["rows"][0]["reproduce"] = {"overide": {}}
 
 
+def _break_diagnostic_with_numbers(raw):
+    raw["rows"][0]["diagnostic"] = "a question"
+
+
+def _break_claim_on_diagnostic(raw):
+    raw["rows"].append({"name": "probe", "diagnostic": "a question", "reproduce": {"overrides": {}}})
+    raw["claims"][0]["check"]["a"] = "probe"
+
+
 @pytest.mark.parametrize(
     ("breaker", "message"),
     [
@@ -145,6 +154,8 @@ def _break_reproduce_key(raw):
         (_break_metrics_mapping, r"metrics\.mAP: not a numeric column"),
         (_break_missing_column, r"rows\[3\]\.published: missing column\(s\) \['flow'\]"),
         (_break_reproduce_key, r"rows\.0\.reproduce\.overide: Extra inputs"),
+        (_break_diagnostic_with_numbers, r"rows\[0\]: a diagnostic row has 'reproduce' and no 'published'"),
+        (_break_claim_on_diagnostic, r"claims\[0\]\.check\.a: row 'probe' is a diagnostic row"),
     ],
 )
 def test_invalid_files_name_file_and_key(tmp_path, breaker, message):

@@ -107,6 +107,16 @@ def test_ratio(stats, verdict):
     assert _judge({"kind": "ratio", "a": "a", "b": "base", "metrics": ["m"], "min": 2.7}, stats) == verdict
 
 
+def test_best_ignores_diagnostic_rows():
+    raw = _bench().model_dump()
+    raw["rows"].append({"name": "diag", "diagnostic": "what if?", "reproduce": {"overrides": {}}})
+    raw["claims"] = [{"text": "t", "source": "test", "check": {"kind": "best", "a": "c", "metrics": ["m"]}}]
+    bench = Benchmark.model_validate(raw)
+    stats = {"base": S(50.0), "a": S(52.0), "b": S(54.0), "c": S(57.0), "diag": S(70.0)}
+    assert judge_check(bench, bench.claims[0].check, lambda row, metric: stats.get(row), RULE).verdict == HOLDS
+    assert [r.name for r in bench.paper_rows] == ROWS
+
+
 def test_best_order_gain_larger_and_all():
     everyone = {"base": S(50.0), "a": S(52.0), "b": S(54.0), "c": S(57.0)}
     assert _judge({"kind": "best", "a": "c", "metrics": ["m"]}, everyone) == HOLDS
@@ -167,6 +177,7 @@ def _activate(tmp_bench: Path) -> None:
     for table_id in ("dnet.table2", "refactornet.table2"):  # kept pending: their stale results must not show
         raw = yaml.safe_load((BENCHMARKS_DIR / f"{table_id}.yaml").read_text(encoding="utf-8"))
         raw["status"], raw["pending_reason"] = "pending", "model lands with issue #5"
+        raw["rows"] = [row for row in raw["rows"] if "diagnostic" not in row]  # a pending table runs nothing
         for row in raw["rows"]:
             row.pop("reproduce", None)
         (tmp_bench / f"{table_id}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -255,6 +266,20 @@ def test_leaderboard_pages(workspace):
     assert "Pruned: 3 of 12 trials, about 120 s of training saved." in page
     index = (out / "README.md").read_text(encoding="utf-8")
     assert "| [D-Net (AAAI 2022)](dnet.md) | 1 / 1 / 2 | 4 / 4 | 6 | 6 | 2 / 0 / 1 / 1 |" in index
+
+
+def test_diagnostic_row_is_shown_but_never_judged(workspace):
+    path = workspace / "benchmarks" / "dnet.table1.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["rows"].append({"name": "D-Net, no A-Net", "diagnostic": "does A-Net matter?", "reproduce": {"overrides": {}}})
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    runs = {**FAKE_RUNS, "D-Net, no A-Net": [60.0, 61.0, 62.0]}  # TEST DATA: beats + D-Net by far
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(_fake_result(runs)), encoding="utf-8")
+    page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
+    assert "| *D-Net, no A-Net* (diagnostic) | — · **56.00 ± 1.00** |" in page
+    assert "Diagnostic row *D-Net, no A-Net* (talbench's, not in the paper): does A-Net matter?" in page
+    claim = next(line for line in page.splitlines() if line.startswith("| + D-Net beats every other row"))
+    assert claim.split(" | ")[3].startswith("**holds**")  # the diagnostic row is no competitor
 
 
 def test_no_number_without_a_run(workspace):

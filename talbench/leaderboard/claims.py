@@ -157,7 +157,7 @@ class _Judge:
                 for low, high in zip(check.rows, check.rows[1:])
             ]
         if isinstance(check, Best):
-            others = check.others or [name for name in self.bench.row_names if name != check.a]
+            others = check.others or [row.name for row in self.bench.paper_rows if row.name != check.a]
             atoms = []
             for m in check.metrics:
                 for other in others:

@@ -121,7 +121,7 @@ def render_table(view: TableView) -> list[str]:
     lines.append("| " + " | ".join(_cell(h) for h in header) + " |")
     lines.append("|" + "---|" * len(header))
     for row in bench.rows:
-        cells = [_cell(row.name)]
+        cells = [_cell(f"*{row.name}* (diagnostic)" if row.diagnostic else row.name)]
         reproduced = view.stats.get(row.name, {})
         for column in bench.columns:
             value = row.published.get(column)
@@ -133,6 +133,10 @@ def render_table(view: TableView) -> list[str]:
             cells.append(_cell(text))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    for row in bench.rows:
+        if row.diagnostic:
+            lines.append(f"Diagnostic row *{_cell(row.name)}* (talbench's, not in the paper): {row.diagnostic}")
+            lines.append("")
     if result is not None:
         lines.append("Cells: published · **reproduced mean ± std over seeds** (reproduced − published).")
         lines.append("")

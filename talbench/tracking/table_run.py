@@ -328,6 +328,7 @@ def run_table(
                         "train_hash": thash,
                         "runner": cfg["model"]["runner"],
                         "mlflow.parentRunId": parent_id,
+                        **({"diagnostic": row["diagnostic"]} if row.get("diagnostic") else {}),
                     }
                     previous = store.find_reusable_run(
                         client,
