@@ -286,3 +286,30 @@ def test_tracking_modules_do_not_import_mlflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_git_dirty_ignores_the_pipeline_outputs(tmp_path):
+    """`dvc repro` rewrites results/, leaderboards/ and dvc.lock while it runs: they must not mark a run dirty."""
+    import subprocess
+
+    from talbench.tracking.provenance import git_dirty
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    for name in ("dvc.lock", "results/dnet.table1.json", "leaderboards/dnet.md", "params.yaml", "talbench/x.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("committed\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "state")
+    assert git_dirty(tmp_path) is False
+    for name in ("dvc.lock", "results/dnet.table1.json", "leaderboards/dnet.md"):
+        (tmp_path / name).write_text("rewritten by dvc repro\n")
+    assert git_dirty(tmp_path / "results") is False  # from a subfolder too
+    (tmp_path / "params.yaml").write_text("changed by hand\n")
+    assert git_dirty(tmp_path) is True
+    git("checkout", "-q", "params.yaml")
+    (tmp_path / "talbench/x.py").write_text("changed code\n")
+    assert git_dirty(tmp_path / "results") is True

@@ -32,9 +32,18 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return _git("rev-parse", "HEAD", cwd=cwd)
 
 
+PIPELINE_OUTPUTS = ("dvc.lock", "tuning/dvc.lock", "results", "leaderboards", "tuned")
+"""Committed files that ``dvc repro`` and the studies rewrite: they are what a run produces, not its source."""
+
+
 def git_dirty(cwd: Path | None = None) -> bool | None:
-    """True when tracked files differ from the commit (MLflow's own git tag has no dirty flag)."""
-    status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+    """True when tracked sources or configs differ from the commit (MLflow's own git tag has no dirty flag).
+
+    The pipeline's own committed outputs (:data:`PIPELINE_OUTPUTS`) do not count: ``dvc repro`` rewrites them
+    while it runs, so counting them would mark every table after the first as dirty.
+    """
+    excluded = [f":(top,exclude){path}" for path in PIPELINE_OUTPUTS]
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded, cwd=cwd)
     return None if status is None else bool(status)
 
 
