@@ -275,11 +275,14 @@ def test_diagnostic_row_is_shown_but_never_judged(workspace):
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     runs = {**FAKE_RUNS, "D-Net, no A-Net": [60.0, 61.0, 62.0]}  # TEST DATA: beats + D-Net by far
     (workspace / "results" / "dnet.table1.json").write_text(json.dumps(_fake_result(runs)), encoding="utf-8")
-    page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
+    out = _write(workspace)
+    page = (out / "dnet.md").read_text(encoding="utf-8")
     assert "| *D-Net, no A-Net* (diagnostic) | — · **56.00 ± 1.00** |" in page
     assert "Diagnostic row *D-Net, no A-Net* (talbench's, not in the paper): does A-Net matter?" in page
     claim = next(line for line in page.splitlines() if line.startswith("| + D-Net beats every other row"))
     assert claim.split(" | ")[3].startswith("**holds**")  # the diagnostic row is no competitor
+    index = (out / "README.md").read_text(encoding="utf-8")
+    assert "| [D-Net (AAAI 2022)](dnet.md) | 1 / 1 / 2 | 4 / 4 |" in index  # counts the paper's rows only
 
 
 def test_no_number_without_a_run(workspace):
