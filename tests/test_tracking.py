@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 
 import pytest
 from mlflow_search import search_runs
@@ -21,6 +23,7 @@ from test_tracking_baseline import (  # noqa: F401  (fixtures)
 
 from talbench.config import ConfigError, load_params, resolve
 from talbench.data.errors import DataError
+from talbench.tracking.provenance import git_dirty
 from talbench.tracking.table_run import run_table
 
 
@@ -277,9 +280,6 @@ def test_runner_outcome_is_validated():
 
 def test_tracking_modules_do_not_import_mlflow():
     """`talbench eval`/`synth` stay fast: importing the tracking modules loads neither mlflow nor torch."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, talbench.cli, talbench.tracking.store, talbench.tracking.table_run, "
         "talbench.engine.checkpoints; print(sorted(m for m in ('mlflow', 'torch') if m in sys.modules))"
@@ -290,9 +290,6 @@ def test_tracking_modules_do_not_import_mlflow():
 
 def test_git_dirty_ignores_the_pipeline_outputs(tmp_path):
     """`dvc repro` rewrites results/, leaderboards/ and dvc.lock while it runs: they must not mark a run dirty."""
-    import subprocess
-
-    from talbench.tracking.provenance import git_dirty
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
