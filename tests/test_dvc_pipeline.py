@@ -154,3 +154,22 @@ def test_leaderboard_depends_on_exactly_the_active_tables_results():
     results_deps = [d for d in pipeline["stages"]["leaderboard"]["deps"] if d.startswith("results")]
     assert results_deps == [f"results/{t}.json" for t in tables]
 
+
+
+def test_committed_pipeline_outputs_do_not_count_as_dirty():
+    """Every committed output (`cache: false`) of dvc.yaml and tuning/dvc.yaml lies under provenance's
+    PIPELINE_OUTPUTS, so a run that rewrites it is not marked git_dirty; a new one must be added there."""
+    from talbench.tracking.provenance import PIPELINE_OUTPUTS
+
+    committed = []
+    for pipeline_file in ("dvc.yaml", "tuning/dvc.yaml"):
+        for stage in yaml.safe_load((REPO / pipeline_file).read_text())["stages"].values():
+            body = stage.get("do", stage)
+            for entry in [*body.get("outs", []), *body.get("metrics", []), *body.get("plots", [])]:
+                if isinstance(entry, dict):
+                    (path, options), = entry.items()
+                    if options and options.get("cache") is False:
+                        committed.append(path)
+    assert len(committed) == 9  # proposals metrics, table metrics, leaderboards, 2 studies x 3 files
+    for path in committed:
+        assert any(path == out or path.startswith(f"{out}/") for out in PIPELINE_OUTPUTS), path
