@@ -167,6 +167,13 @@ class Reproduce(_Strict):
     test_overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+class FromTable(_Strict):
+    """Where a borrowed row's published numbers are printed: another table of the same paper."""
+
+    table: str = Field(pattern=r"^[a-z_]+\.table\d+$")
+    row: str = Field(min_length=1)
+
+
 class Row(_Strict):
     name: str = Field(min_length=1)
     published: dict[str, PublishedValue] = Field(default_factory=dict)
@@ -175,6 +182,11 @@ class Row(_Strict):
         default=None,
         description="a row talbench adds to test an explanation of the table (not in the paper): the question "
         "it answers; it has no published numbers and claims cannot name it",
+    )
+    from_table: FromTable | None = Field(
+        default=None,
+        description="a row the table does not print but its claims compare with (e.g. the original model of "
+        "a plug-in ablation): its published numbers are read from that table's row for the shared columns",
     )
 
 
@@ -191,6 +203,11 @@ class Benchmark(_Strict):
     columns: list[str] = Field(min_length=1)
     status: Literal["active", "pending"]
     pending_reason: str | None = None
+    unpublished: str | None = Field(
+        default=None,
+        description="why the table's numbers are missing from the transcription (e.g. not legible in our copy): "
+        "every printed cell is null and claims are judged on the reproduction only",
+    )
     metrics: dict[str, str] = Field(default_factory=dict)
     rows: list[Row] = Field(min_length=1)
     claims: list[Claim] = Field(default_factory=list)
@@ -214,9 +231,11 @@ class Benchmark(_Strict):
             if row.name in names[:i]:
                 raise ValueError(f"rows[{i}].name: row name '{row.name}' appears more than once")
             if row.diagnostic is not None:
-                if row.published or row.reproduce is None:
+                if row.published or row.reproduce is None or row.from_table is not None:
                     raise ValueError(f"rows[{i}]: a diagnostic row has 'reproduce' and no 'published' numbers")
                 continue
+            if row.from_table is not None and row.from_table.table.split(".")[0] != self.paper:
+                raise ValueError(f"rows[{i}].from_table: '{row.from_table.table}' is not a table of '{self.paper}'")
             unknown = sorted(set(row.published) - set(self.columns))
             if unknown:
                 raise ValueError(f"rows[{i}].published: unknown column(s) {unknown} (columns: {self.columns})")
@@ -225,6 +244,11 @@ class Benchmark(_Strict):
                 raise ValueError(f"rows[{i}].published: missing column(s) {missing} (use null for a dash)")
             if row.reproduce is not None and not any(c in self.metrics for c in self.numeric_columns):
                 raise ValueError(f"rows[{i}].reproduce: no numeric column of the table is mapped under 'metrics'")
+        if self.unpublished is not None:
+            printed = [(r.name, c) for r in self.paper_rows for c, v in r.published.items() if v is not None]
+            if printed:
+                raise ValueError(f"unpublished: the table's numbers are missing, but row '{printed[0][0]}' "
+                                 f"prints column '{printed[0][1]}'")
         if self.status == "active" and not self.reproduced_rows:
             raise ValueError("status: an active table needs at least one row with 'reproduce'")
         for i, claim in enumerate(self.claims):
@@ -260,16 +284,18 @@ class Benchmark(_Strict):
 
     @property
     def paper_rows(self) -> list[Row]:
-        """The rows the paper prints (without talbench's diagnostic rows)."""
-        return [row for row in self.rows if row.diagnostic is None]
+        """The rows the table prints (without talbench's diagnostic rows and rows borrowed from other tables)."""
+        return [row for row in self.rows if row.diagnostic is None and row.from_table is None]
 
     @property
     def numeric_columns(self) -> list[str]:
-        """Columns holding numbers in at least one row (descriptive columns hold text or booleans)."""
+        """Columns holding numbers in at least one row (descriptive columns hold text or booleans), and the
+        columns a runner metric fills (a table whose numbers are missing still has numeric columns)."""
         return [
             c
             for c in self.columns
-            if any(isinstance(r.published.get(c), int | float) and not isinstance(r.published.get(c), bool)
+            if c in self.metrics
+            or any(isinstance(r.published.get(c), int | float) and not isinstance(r.published.get(c), bool)
                    for r in self.rows)
         ]
 
@@ -298,10 +324,32 @@ def _format_validation_error(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _borrow_published(raw: dict[str, Any], path: Path) -> None:
+    """Fill the ``published`` numbers of every ``from_table`` row of ``raw`` from the row it names (the
+    columns both tables share; the others are null), so that a number is transcribed once."""
+    columns = raw.get("columns") if isinstance(raw.get("columns"), list) else []
+    for i, row in enumerate(raw.get("rows") or []):
+        source = row.get("from_table") if isinstance(row, dict) else None
+        if not isinstance(source, dict):
+            continue
+        where = f"{path}: rows[{i}].from_table"
+        if "published" in row:
+            raise ConfigError(f"{path}: rows[{i}].published: a from_table row reads its numbers from the source table")
+        source_path = path.parent / f"{source.get('table')}.yaml"
+        if not source_path.is_file():
+            raise ConfigError(f"{where}.table: no benchmark file {source_path}")
+        other = read_yaml_mapping(source_path, "benchmark file")
+        match = [r for r in other.get("rows") or [] if isinstance(r, dict) and r.get("name") == source.get("row")]
+        if not match or "published" not in match[0]:
+            raise ConfigError(f"{where}.row: '{source.get('row')}' is not a printed row of {source.get('table')}")
+        row["published"] = {c: match[0]["published"].get(c) for c in columns}
+
+
 def load_benchmark_file(path: str | Path) -> Benchmark:
     """Load and validate one benchmark file; its ``id`` must equal the file name."""
     path = Path(path)
     raw = read_yaml_mapping(path, "benchmark file")
+    _borrow_published(raw, path)
     try:
         bench = Benchmark.model_validate(raw)
     except ValidationError as err:

@@ -198,7 +198,9 @@ def published_lookup(bench: Benchmark) -> Lookup:
 
 
 def judge_published(bench: Benchmark, claim: Claim) -> Judgement:
-    """Does the published table itself support the claim?"""
+    """Does the published table itself support the claim? (n/a where the table's numbers are missing)"""
+    if bench.unpublished:
+        return Judgement(NOT_APPLICABLE, f"no published numbers: {bench.unpublished}")
     return judge_check(bench, claim.check, published_lookup(bench))
 
 

@@ -113,6 +113,8 @@ def render_table(view: TableView) -> list[str]:
             f"features {result.data.features or '—'}), seeds {', '.join(map(str, result.seeds))}, "
             f"{result.created}, commit `{result.git_commit}`{dirty}."
         )
+    if bench.unpublished:
+        lines.append(f"Published numbers: none, {bench.unpublished}; the claims are judged on the reproduction only.")
     if bench.notes:
         lines.append(f"Note: {bench.notes}")
     lines.append("")
@@ -121,7 +123,7 @@ def render_table(view: TableView) -> list[str]:
     lines.append("| " + " | ".join(_cell(h) for h in header) + " |")
     lines.append("|" + "---|" * len(header))
     for row in bench.rows:
-        cells = [_cell(f"*{row.name}* (diagnostic)" if row.diagnostic else row.name)]
+        cells = [_cell(_row_label(row))]
         reproduced = view.stats.get(row.name, {})
         for column in bench.columns:
             value = row.published.get(column)
@@ -163,6 +165,14 @@ def render_table(view: TableView) -> list[str]:
         lines.append("No claim of the paper is judged on this table.")
     lines.append("")
     return lines
+
+
+def _row_label(row) -> str:
+    if row.diagnostic:
+        return f"*{row.name}* (diagnostic)"
+    if row.from_table is not None:
+        return f"{row.name} (printed in {row.from_table.table})"
+    return row.name
 
 
 def _claim_text(claim: Claim) -> str:
