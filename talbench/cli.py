@@ -28,8 +28,7 @@ def _user_errors() -> Iterator[None]:
     """Bad parameters or data end the command with one line naming file and key (exit code 2), no traceback.
 
     ``ConfigError`` and ``DataError`` are both ``ValueError`` subclasses raised for user input."""
-    from talbench.config import ConfigError
-    from talbench.data.errors import DataError
+    from talbench.errors import ConfigError, DataError
 
     try:
         yield
@@ -79,7 +78,7 @@ def proposals(
     data: Annotated[str | None, typer.Option(help="data source: synthetic or thumos14")] = None,
 ) -> None:
     """Train BSN on the training videos and write its proposals for every video (a DVC stage)."""
-    from talbench.engine.proposals import run_proposal_stage
+    from talbench.runners.bsn.stage import run_proposal_stage
 
     with _user_errors():
         run_proposal_stage(profile=profile, data_source=data, console=console)
@@ -95,7 +94,7 @@ def run(
     tuned: Annotated[bool, typer.Option(help="use the loss weights found by `talbench tune`")] = False,
 ) -> None:
     """Run a benchmark table: every row x seed is one MLflow run nested under the table's run."""
-    from talbench.tracking.table_run import run_table
+    from talbench.benchmark.run import run_table
 
     with _user_errors():
         run_table(table, rows=rows, seeds=seeds, profile=profile, data_source=data, tuned=tuned, console=console)

@@ -1,10 +1,20 @@
 """Configuration: ``params.yaml`` is the single source of parameters.
 
-A run's configuration is resolved in three layers, later ones winning key by key:
-``params.yaml`` (without its ``profiles`` section) <- ``profiles[<profile>]`` <- a benchmark row's overrides.
-The resolved configuration is hashed (canonical JSON, sha1) to identify runs and cached models; the
-``test_time`` section holds settings that only change inference (feature regrouping, fusion) and is left
-out of :func:`train_hash`, so test-time variants reuse the trained model.
+A run's configuration is resolved by :func:`resolve` in layers, later ones winning key by key:
+
+    params.yaml (without ``profiles``) <- profiles[<profile>] <- --data source <- tuned loss weights (--tuned)
+    <- the benchmark table's row defaults <- the row's overrides <- the row's test-time overrides (under
+    ``test_time``) <- a study's overrides <- a trial's values <- the tuning splits
+
+(an ablation row that switches a loss term off keeps it off under tuned weights; a trial's values win over
+the row it tunes). Overriding a key that does not exist is an error naming the layer, so a typo never
+silently runs the default. The layers of a benchmark row are built in one place,
+:func:`talbench.benchmark.rows.row_layers`.
+
+The resolved configuration of a row is then *scoped* to its model family
+(:meth:`talbench.runners.families.Family.scoped`) and hashed (canonical JSON, sha1) to identify runs and cached
+models; the ``test_time`` section holds settings that only change inference (feature regrouping, fusion) and
+is left out of :func:`train_hash`, so test-time variants reuse the trained model.
 """
 
 from __future__ import annotations
@@ -12,18 +22,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from talbench.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 TEST_TIME_KEY = "test_time"
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the file and key."""
 
 
 def read_yaml_mapping(path: str | Path, what: str = "parameter file") -> dict[str, Any]:
@@ -59,10 +68,18 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any], *, where: str = "
     return merged
 
 
-def resolve(
-    params: dict[str, Any], profile: str | None = None, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Resolve ``params`` for ``profile`` (default: ``params['data']['profile']``) and row ``overrides``."""
+@dataclass(frozen=True)
+class Layer:
+    """One layer of overrides: ``where`` names it in errors; ``section`` merges it under that section."""
+
+    overrides: dict[str, Any]
+    where: str = ""
+    section: str | None = None
+
+
+def resolve(params: dict[str, Any], profile: str | None = None, *layers: Layer | dict[str, Any] | None) -> dict[str, Any]:
+    """Resolve ``params`` for ``profile`` (default: ``params['data']['profile']``), then apply ``layers`` in
+    order (see the module docstring for the order the commands use); ``None`` layers are skipped."""
     base = {k: v for k, v in params.items() if k != "profiles"}
     profile = profile or base.get("data", {}).get("profile")
     profiles = params.get("profiles", {})
@@ -71,7 +88,16 @@ def resolve(
             raise ConfigError(f"params.yaml: unknown profile '{profile}' (known: {sorted(profiles)})")
         base = deep_merge(base, profiles[profile] or {}, where=f"profiles.{profile}")
         base.setdefault("data", {})["profile"] = profile
-    return deep_merge(base, overrides or {})
+    for layer in layers:
+        if layer is None:
+            continue
+        layer = layer if isinstance(layer, Layer) else Layer(layer)
+        overrides = {layer.section: layer.overrides} if layer.section else layer.overrides
+        try:
+            base = deep_merge(base, overrides)
+        except ConfigError as err:
+            raise ConfigError(f"{layer.where}: {err}" if layer.where else str(err)) from err
+    return base
 
 
 def config_hash(cfg: dict[str, Any], length: int = 12) -> str:

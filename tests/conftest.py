@@ -1,10 +1,14 @@
-"""Shared fixtures: the tiny synthetic benchmark with stand-in proposals for the detector runners."""
+"""Shared fixtures: the tiny synthetic benchmark with stand-in proposals for the detector runners, and a test
+project (params, a benchmark table, the `unit` data) with an empty MLflow store for the tracking tests."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.project import enter_workdir, write_project
 
 from talbench.config import load_params, resolve
 
@@ -37,3 +41,24 @@ def tiny_synthetic(tmp_path_factory):
     generate(cfg["synth"], root / "tiny")
     dataset = open_dataset(cfg)
     return root, cfg, dataset, stand_in_proposals(dataset)
+
+
+@pytest.fixture(scope="session")
+def tracking_project(tmp_path_factory) -> Path:
+    return write_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An empty, migrated MLflow SQLite store (the migrations take seconds; copying it takes none)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking_workdir(tracking_project, empty_store, tmp_path, monkeypatch) -> Path:
+    enter_workdir(monkeypatch, tracking_project, empty_store, tmp_path)
+    return tracking_project

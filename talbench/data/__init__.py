@@ -20,10 +20,10 @@ from rich.progress import Progress
 
 from talbench.data.annotations import THUMOS14_CLASSES, load_thumos14_annotations, read_json
 from talbench.data.dataset import FeatureDataset, FeatureLayout
-from talbench.data.errors import DataError
+from talbench.errors import DataError
 from talbench.io import atomic_dir
 
-__all__ = ["DataError", "FeatureDataset", "data_checksum", "install_thumos14_archive", "open_dataset"]
+__all__ = ["DatasetCache", "FeatureDataset", "data_checksum", "install_thumos14_archive", "open_dataset"]
 
 THUMOS14_ANNOTATION_FILE = Path("annotations") / "thumos14.json"
 FETCH_HINT = (
@@ -79,6 +79,21 @@ def open_dataset(cfg: dict[str, Any]) -> FeatureDataset:
         name=f"{source}" if source == "thumos14" else f"{source}-{data['profile']}",
         **options,
     )
+
+
+class DatasetCache:
+    """One opened dataset per data configuration: ``cache(cfg)`` opens ``cfg["data"]`` once per process."""
+
+    def __init__(self) -> None:
+        self._datasets: dict[str, FeatureDataset] = {}
+
+    def __call__(self, cfg: dict[str, Any]) -> FeatureDataset:
+        from talbench.config import config_hash
+
+        key = config_hash(cfg["data"])
+        if key not in self._datasets:
+            self._datasets[key] = open_dataset(cfg)
+        return self._datasets[key]
 
 
 def synthetic_taxonomy(root: Path) -> list[str] | None:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from talbench.data.annotations import INSTANCE_COLUMNS, Annotations, check_taxonomy, read_json
 from talbench.data.dataset import FeatureDataset, FeatureLayout
-from talbench.data.errors import DataError
+from talbench.errors import DataError
 
 ACTIVITYNET_SUBSETS: dict[str, str] = {"training": "train", "validation": "test"}
 ANNOTATION_FILE, VIDEO_INFO_FILE, CLASS_FILE = (

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from talbench.config import ConfigError
-from talbench.data.errors import DataError
+from talbench.errors import ConfigError, DataError
 
 # The 20 THUMOS14 detection classes in ActionFormer's label_id order (label id = position).
 THUMOS14_CLASSES: list[str] = [

@@ -28,7 +28,7 @@ from talbench.data.annotations import (
     apply_segment_policy,
     holdout_split,
 )
-from talbench.data.errors import DataError
+from talbench.errors import DataError
 
 
 @dataclass(frozen=True)

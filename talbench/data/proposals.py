@@ -19,6 +19,7 @@ External sources, chosen for the detector by ``bsn.source`` in params.yaml:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from talbench.config import ConfigError
-from talbench.data.errors import DataError
+from talbench.errors import ConfigError, DataError
 from talbench.io import atomic_dir
 
 CSV_COLUMNS = ["xmin", "xmax", "score", "xmin_score", "xmax_score", "iou_score"]
@@ -145,3 +145,16 @@ def load_detector_proposals(
             raise DataError(f"{path}: no TURN proposals for {len(absent)} videos, e.g. '{absent[0]}'")
         return turn[turn["video_id"].isin(wanted)].reset_index(drop=True)
     raise ConfigError(f"params.yaml: bsn.source must be one of {SOURCES}, got '{source}'")
+
+
+def detector_proposals(cfg: Mapping[str, Any], dataset, root: str | Path = ".") -> pd.DataFrame:
+    """The detector's proposals (``bsn.source``) of a row's ``run.train_split`` and ``run.eval_split`` videos."""
+    ids = dataset.video_ids(cfg["run"]["train_split"]) + dataset.video_ids(cfg["run"]["eval_split"])
+    return load_detector_proposals(cfg, ids, {v: dataset.duration(v) for v in ids}, root)
+
+
+def proposals_fingerprint(proposals: pd.DataFrame) -> str:
+    """sha1 (12 hex) of a proposal table's ``video_id, start, end, score`` (in order): a trained detector or a
+    recorded run is reused only with the same proposals (BSN's output changes with BSN's code and data)."""
+    values = pd.util.hash_pandas_object(proposals[["video_id", "start", "end", "score"]], index=False)
+    return hashlib.sha1(values.to_numpy().tobytes()).hexdigest()[:12]

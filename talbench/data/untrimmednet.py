@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from talbench.data.errors import DataError
+from talbench.errors import DataError
 
 # THUMOS14 detection class -> UCF101 class id (1-based), from THUMOS14's Class Index / detclasslist.
 THUMOS14_UCF101_IDS: dict[str, int] = {

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from talbench.data.errors import DataError
-from talbench.eval.detection import _candidate_pairs, shared_video_codes, validate_frame
+from talbench.errors import DataError
+from talbench.eval.detection import shared_video_codes, validate_frame
+from talbench.eval.tiou import candidate_pairs
 
 HIGH_QUALITY_TIOU = 0.7
 
@@ -36,7 +37,7 @@ def high_quality_proposal_metrics(
         raise DataError("ground truth: no instances")
     gt_video, prop_video = shared_video_codes(gt, proposals)
     gt_order = np.lexsort((gt["start"].to_numpy(np.float64), gt_video))
-    pair_prop, pair_gt, pair_tiou = _candidate_pairs(
+    pair_prop, pair_gt, pair_tiou = candidate_pairs(
         prop_video, proposals["start"].to_numpy(np.float64), proposals["end"].to_numpy(np.float64),
         gt_video[gt_order], gt["start"].to_numpy(np.float64)[gt_order],
         gt["end"].to_numpy(np.float64)[gt_order], np.nextafter(tiou_threshold, np.inf),

@@ -36,13 +36,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from talbench.data.errors import DataError
-from talbench.eval.tiou import _tiou
+from talbench.errors import DataError
+from talbench.eval.tiou import candidate_pairs
 
 GT_COLUMNS = ("video_id", "label", "start", "end")
 PRED_COLUMNS = ("video_id", "label", "start", "end", "score")
 TIE_BREAKS = ("official", "stable")
-_MAX_PAIRS_PER_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -144,54 +143,6 @@ def shared_video_codes(gt: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarra
     return codes[: len(gt)], codes[len(gt) :]
 
 
-def _candidate_pairs(pred_key, pred_start, pred_end, gt_key, gt_start, gt_end, min_threshold):
-    """All (prediction, GT) pairs of equal (video, label) key with tIoU >= min_threshold.
-
-    The GT must be sorted by key, then start. Only GTs that can overlap a prediction are paired: with
-    ``L`` the longest GT of the key, an overlapping GT starts in ``(start - L, end)``, a window found by
-    binary search. Returns prediction index, GT index and tIoU, in prediction order then GT start order.
-    """
-    n, n_gt = len(pred_key), len(gt_key)
-    if n == 0 or n_gt == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    key_lo = np.searchsorted(gt_key, pred_key, side="left")
-    key_hi = np.searchsorted(gt_key, pred_key, side="right")
-    group_first = np.flatnonzero(np.r_[True, gt_key[1:] != gt_key[:-1]])
-    group_longest = np.maximum.reduceat(np.maximum(gt_end - gt_start, 0.0), group_first)
-    longest = np.zeros(n)
-    has_gt = key_hi > key_lo
-    longest[has_gt] = group_longest[np.searchsorted(group_first, key_lo[has_gt], side="right") - 1]
-    # (key, start) folded into one sortable float; the window is a superset, tIoU is computed exactly.
-    base = min(gt_start.min(), 0.0)
-    span = max(gt_start.max(), 0.0) - base
-    scale = span + 2.0
-    margin = 1e-6 * scale
-    folded_gt = gt_key * scale + (gt_start - base)
-    lo_val = pred_key * scale + np.clip(pred_start - longest - base - margin, -0.5, span + 0.5)
-    hi_val = pred_key * scale + np.clip(pred_end - base + margin, -0.5, span + 0.5)
-    lo = np.maximum(np.searchsorted(folded_gt, lo_val, side="left"), key_lo)
-    hi = np.minimum(np.searchsorted(folded_gt, hi_val, side="right"), key_hi)
-    counts = np.maximum(hi - lo, 0)
-    ends = np.cumsum(counts)
-    out_pred, out_gt, out_tiou = [], [], []
-    chunk_start = 0
-    while chunk_start < n:
-        base_count = ends[chunk_start - 1] if chunk_start else 0
-        chunk_end = int(np.searchsorted(ends, base_count + _MAX_PAIRS_PER_CHUNK, side="right"))
-        chunk_end = min(max(chunk_end, chunk_start + 1), n)
-        c = counts[chunk_start:chunk_end]
-        pair_pred = np.repeat(np.arange(chunk_start, chunk_end), c)
-        first = np.cumsum(c) - c
-        pair_gt = np.repeat(lo[chunk_start:chunk_end] - first, c) + np.arange(int(c.sum()))
-        tiou = _tiou(pred_start[pair_pred], pred_end[pair_pred], gt_start[pair_gt], gt_end[pair_gt])
-        keep = tiou >= min_threshold
-        out_pred.append(pair_pred[keep])
-        out_gt.append(pair_gt[keep])
-        out_tiou.append(tiou[keep])
-        chunk_start = chunk_end
-    return np.concatenate(out_pred), np.concatenate(out_gt), np.concatenate(out_tiou)
-
-
 def greedy_match(
     pair_pred: np.ndarray, pair_gt: np.ndarray, pair_tiou: np.ndarray, n_pred: int, n_gt: int,
     thresholds: np.ndarray, gt_tie_rank: np.ndarray | None = None,
@@ -286,7 +237,7 @@ def evaluate_detection(
         class_offsets.append(class_offsets[-1] + rows.size)
     ranked = np.concatenate(ranked) if ranked else np.zeros(0, np.int64)
 
-    pair_pred, pair_gt, pair_tiou = _candidate_pairs(
+    pair_pred, pair_gt, pair_tiou = candidate_pairs(
         pred_key_all[ranked],
         pred["start"].to_numpy(dtype=np.float64)[ranked],
         pred["end"].to_numpy(dtype=np.float64)[ranked],

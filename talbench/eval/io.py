@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from talbench.data.errors import DataError
+from talbench.errors import DataError
 from talbench.io import atomic_write_json
 
 GT_COLUMNS = ["video_id", "label", "start", "end"]

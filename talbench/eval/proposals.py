@@ -15,8 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from talbench.data.errors import DataError
-from talbench.eval.detection import _candidate_pairs, shared_video_codes, validate_frame
+from talbench.errors import DataError
+from talbench.eval.detection import shared_video_codes, validate_frame
+from talbench.eval.tiou import candidate_pairs
 
 TALNET_AR_TIOU = tuple(np.round(np.arange(0.5, 1.0001, 0.05), 2).tolist())
 
@@ -47,7 +48,7 @@ def recall_table(
     top = rank < an.max()
     prop_order, rank = prop_order[top], rank[top]
 
-    pair_prop, pair_gt, pair_tiou = _candidate_pairs(
+    pair_prop, pair_gt, pair_tiou = candidate_pairs(
         prop_video[prop_order], proposals["start"].to_numpy(np.float64)[prop_order],
         proposals["end"].to_numpy(np.float64)[prop_order], gt_video[gt_order],
         gt["start"].to_numpy(np.float64)[gt_order], gt["end"].to_numpy(np.float64)[gt_order], thresholds.min(),

@@ -1,6 +1,6 @@
 """Judging a benchmark's claims on published numbers and on reproduced means over seeds.
 
-Every check (see :mod:`talbench.benchmarks`) reduces to comparisons of a quantity ``q`` with a bound:
+Every check (see :mod:`talbench.benchmark.schema`) reduces to comparisons of a quantity ``q`` with a bound:
 ``a - b > 0`` (greater, best, order, gain_larger: the base cancels), ``min <= a - b <= max`` (delta) or
 ``a / b >= min`` (ratio), one comparison per metric and pair of rows.
 
@@ -24,7 +24,18 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from talbench.benchmarks import AllOf, Benchmark, Best, Check, Claim, Delta, GainLarger, Greater, Order, Ratio
+from talbench.benchmark.schema import (
+    AllOf,
+    Benchmark,
+    Best,
+    Check,
+    Claim,
+    Delta,
+    GainLarger,
+    Greater,
+    Order,
+    Ratio,
+)
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_APPLICABLE = "holds", "fails", "inconclusive", "n/a"
 _PRECISION = 9  # decimals: published numbers have at most two, so 54.8 - 52.6 compares equal to 2.2

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from talbench.benchmarks import BENCHMARKS_DIR, PAPERS, load_all
-from talbench.config import PARAMS_FILE, REPO_ROOT, ConfigError, load_params
+from talbench.benchmark.results import load_table_result, load_tune_results
+from talbench.benchmark.schema import BENCHMARKS_DIR, PAPERS, load_all
+from talbench.config import PARAMS_FILE, REPO_ROOT, load_params
+from talbench.errors import ConfigError
 from talbench.io import atomic_dir
 from talbench.leaderboard.claims import Rule
 from talbench.leaderboard.render import TableView, render_index, render_paper, summarize
-from talbench.leaderboard.results import load_table_result, load_tune_results
 
 
 def load_rule(params_path: Path = PARAMS_FILE) -> Rule:

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from talbench.benchmarks import PAPERS, Benchmark, Claim
+from talbench.benchmark.results import SplitScores, TableResult, TuneResult
+from talbench.benchmark.schema import PAPERS, Benchmark, Claim
 from talbench.leaderboard.claims import (
     FAILS,
     HOLDS,
@@ -19,7 +20,6 @@ from talbench.leaderboard.claims import (
     judge_published,
     judge_reproduced,
 )
-from talbench.leaderboard.results import SplitScores, TableResult, TuneResult
 
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_APPLICABLE)
 SYNTHETIC_NOTE = (

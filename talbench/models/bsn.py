@@ -27,7 +27,6 @@ Everything here works in *cell coordinates*: cell ``i`` of a feature sequence is
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -70,37 +69,6 @@ class PEM(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------- labels
-
-
-def interval_iop(anchors: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """Intersection over the anchor's length, ``(A, 2) x (G, 2) -> (A, G)`` (BSN's IoP)."""
-    inter = np.clip(
-        np.minimum(anchors[:, None, 1], segments[None, :, 1]) - np.maximum(anchors[:, None, 0], segments[None, :, 0]),
-        0.0,
-        None,
-    )
-    return inter / np.maximum(anchors[:, 1] - anchors[:, 0], 1e-8)[:, None]
-
-
-def tem_targets(length: int, segments: np.ndarray, boundary_ratio: float = 0.1) -> np.ndarray:
-    """Match scores ``g`` of BSN section 3.3 for one sequence: ``(3, length)`` actionness, start, end.
-
-    ``segments`` are ground-truth ``(G, 2)`` in cell coordinates. The start (end) region of an instance is
-    ``[t_s - d_g/2, t_s + d_g/2]`` with ``d_g = boundary_ratio x duration`` (at least one cell, as the
-    reference code); ``g`` is the maximum IoP of the cell's span with the regions (actionness: the instances).
-    """
-    targets = np.zeros((3, length), dtype=np.float32)
-    if len(segments) == 0:
-        return targets
-    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
-    centers = np.arange(length, dtype=np.float64)
-    anchors = np.stack([centers - 0.5, centers + 0.5], axis=1)
-    pad = np.maximum(1.0, boundary_ratio * (segments[:, 1] - segments[:, 0]))
-    starts = np.stack([segments[:, 0] - pad / 2, segments[:, 0] + pad / 2], axis=1)
-    ends = np.stack([segments[:, 1] - pad / 2, segments[:, 1] + pad / 2], axis=1)
-    for row, regions in enumerate((segments, starts, ends)):
-        targets[row] = interval_iop(anchors, regions).max(axis=1)
-    return targets
 
 
 def weighted_binary_logistic_loss(prob: torch.Tensor, match: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -154,97 +122,3 @@ def pem_loss(
 # ---------------------------------------------------------------------------------------- proposal generation
 
 
-def boundary_candidates(prob: np.ndarray, peak_threshold: float = 0.5) -> np.ndarray:
-    """BSN section 3.4: a location is a boundary candidate if its probability is a local peak
-    (``p_t > p_{t-1}`` and ``p_t > p_{t+1}``) or above ``peak_threshold x max(p)``; the first and last
-    locations are always candidates (reference code). Works on ``(..., L)`` arrays, returns a boolean mask."""
-    prob = np.asarray(prob)
-    mask = prob > peak_threshold * prob.max(axis=-1, keepdims=True)
-    peak = (prob[..., 1:-1] > prob[..., :-2]) & (prob[..., 1:-1] > prob[..., 2:])
-    mask[..., 1:-1] |= peak
-    mask[..., 0] = True
-    mask[..., -1] = True
-    return mask
-
-
-def candidate_proposals(
-    start_prob: np.ndarray,
-    end_prob: np.ndarray,
-    window: int,
-    stride: int,
-    peak_threshold: float = 0.5,
-    max_duration: int | None = None,
-) -> np.ndarray:
-    """Candidate proposals ``(P, 2)`` of cell indices ``(start, end)`` from one video's boundary curves.
-
-    The video is covered by observation windows of ``window`` cells every ``stride`` cells (BSN processes
-    THUMOS14 in sliding windows); boundary candidates are found inside each window (peaks, or above the
-    threshold of that window's maximum) and paired inside the same window with numpy broadcasting
-    (``start < end <= start + max_duration``). The union over windows is returned, sorted and unique.
-    """
-    length = len(start_prob)
-    window = min(window, length)
-    offsets = window_offsets(length, window, stride)
-    index = offsets[:, None] + np.arange(window)[None, :]
-    starts = boundary_candidates(start_prob[index], peak_threshold)
-    ends = boundary_candidates(end_prob[index], peak_threshold)
-    span = np.arange(window)[None, :] - np.arange(window)[:, None]  # end - start within a window
-    allowed = span > 0
-    if max_duration is not None:
-        allowed &= span <= max_duration
-    pairs = starts[:, :, None] & ends[:, None, :] & allowed[None]
-    w, i, j = np.nonzero(pairs)
-    cells = np.stack([offsets[w] + i, offsets[w] + j], axis=1)
-    return np.unique(cells, axis=0) if len(cells) else cells.reshape(0, 2)
-
-
-def window_offsets(length: int, window: int, stride: int) -> np.ndarray:
-    """Start offsets of sliding windows of ``window`` cells every ``stride`` cells; the last window is
-    aligned with the end of the sequence so that every cell is covered."""
-    if length <= window:
-        return np.zeros(1, dtype=np.int64)
-    offsets = np.arange(0, length - window + 1, max(1, stride), dtype=np.int64)
-    if offsets[-1] != length - window:
-        offsets = np.append(offsets, length - window)
-    return offsets
-
-
-def bsp_features(
-    actionness: np.ndarray,
-    proposals: np.ndarray,
-    boundary_ratio: float = 0.2,
-    num_action: int = 16,
-    num_boundary: int = 8,
-    num_interp: int = 3,
-) -> np.ndarray:
-    """Boundary-sensitive proposal features (BSN section 3.4), ``(P, num_action + 2 num_boundary)``.
-
-    ``proposals`` are ``(P, 2)`` in cell coordinates. For a region ``[a, b]`` sampled at ``n`` points the
-    reference code places ``n x num_interp + 1`` linear-interpolation points from ``a - g/2`` with step
-    ``g / num_interp`` (``g = (b - a) / (n - 1)``) and averages each run of ``num_interp + 1`` of them.
-    Actionness outside the video is 0 (the reference code pads with zeros). Feature order:
-    action, start region, end region.
-    """
-    proposals = np.asarray(proposals, dtype=np.float64).reshape(-1, 2)
-    curve = np.concatenate([[0.0], np.asarray(actionness, dtype=np.float64), [0.0]])
-    grid = np.arange(-1, len(actionness) + 1, dtype=np.float64)
-    tmin, tmax = proposals[:, 0], proposals[:, 1]
-    extent = (tmax - tmin) * boundary_ratio
-    regions = [
-        (tmin, tmax, num_action),
-        (tmin - extent, tmin + extent, num_boundary),
-        (tmax - extent, tmax + extent, num_boundary),
-    ]
-    parts = []
-    for begin, end, count in regions:
-        gap = (end - begin) / (count - 1)
-        steps = np.arange(count * num_interp + 1)
-        points = (begin - gap / 2)[:, None] + (gap / num_interp)[:, None] * steps[None, :]
-        values = np.interp(points, grid, curve, left=0.0, right=0.0)
-        runs = np.arange(count)[:, None] * num_interp + np.arange(num_interp + 1)[None, :]
-        parts.append(values[:, runs].mean(axis=2))
-    return np.concatenate(parts, axis=1).astype(np.float32)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talbench.models import count_parameters
 from talbench.models.anet import ContextAggregation
 from talbench.models.blocks.mlp import MLP
 from talbench.models.blocks.roi_pooling import TemporalRoIPool
@@ -179,9 +180,18 @@ class LossTerms:
         return {k: float(getattr(self, k).detach()) for k in ("total", "cls", "reg", "com", "rec")}
 
 
-def detection_loss(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], lambda1: float,
-                   lambda2: float) -> LossTerms:
-    """Eq. 15 ``L = L_cls + lambda1 L_reg + lambda2 L_com + L_rec`` (means over the sampled proposals, as P-GCN).
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the regression and completeness terms: D-Net eq. 15 ``lambda1`` (regression) and ``lambda2``
+    (completeness); RefactorNet eq. 7 ``lambda1`` (completeness) and ``lambda2`` (regression)."""
+
+    regression: float
+    completeness: float
+
+
+def detection_loss(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: LossWeights) -> LossTerms:
+    """``L = L_cls + w_reg L_reg + w_com L_com + L_rec`` (D-Net eq. 15; means over the sampled proposals, as
+    P-GCN); ``L_rec`` (eq. 3) is present when the encoder reconstructs its input.
 
     ``targets``: ``cls_label`` (N,) in 0..C (0 = background, -1 = not a classification sample),
     ``comp_class`` (N,) in 0..C-1 (-1 = background: completeness not considered, sec. 3.5),
@@ -200,12 +210,8 @@ def detection_loss(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor
     loss_reg = F.smooth_l1_loss(out["regression"][reg_valid], targets["reg_target"][reg_valid]) \
         if reg_valid.any() else zero
     loss_rec = out.get("rec_loss", zero)
-    total = loss_cls + lambda1 * loss_reg + lambda2 * loss_com + loss_rec
+    total = loss_cls + weights.regression * loss_reg + weights.completeness * loss_com + loss_rec
     return LossTerms(total, loss_cls, loss_reg, loss_com, loss_rec)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def parameter_counts(cfg: dict, feature_dim: int, num_classes: int) -> dict[str, int]:

@@ -17,6 +17,9 @@ coupling sample ``c``, section 3.3), so they are per-snippet MLPs (1x1 temporal 
 structure but do not share weights" (section 3.4). Each outputs ``component_dim`` (default half the input),
 so that ``f'`` has the size of ``f`` and the detector is the same for Baseline, Deep Baseline and RefactorNet.
 
+In the detector (sec. 5.2), the refactoring module sits in the encoder slot of the shared proposal detector
+(:class:`RefactoredDetector`): both the classification and the localization branch read ``f'``.
+
 The mean and variance in eq. 4 are those of each dimension ``i`` of the co-occurrence feature over the
 mini-batch of samples (moment matching towards N(0, 1)). A VAE-style second head for sigma (as in the deblurring
 work the paper cites, [31]) would break "the two encoders have the same network structure" and make ``f'``
@@ -30,6 +33,9 @@ import itertools
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from talbench.models import count_parameters
+from talbench.models.proposal_detector import IdentityEncoder, ProposalDetector, aggregation_bins
 
 COMPONENT_CHOICES = ("action", "action_cooccurrence")
 
@@ -122,10 +128,6 @@ class DeepBaseline(nn.Module):
         return y if batched else y.squeeze(0)
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def deep_baseline_params(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int, kernel_size: int) -> int:
     """Closed-form parameter count of :class:`DeepBaseline` (weights and biases)."""
     dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
@@ -206,3 +208,71 @@ def refactoring_loss(
         parts["L_KL"] = float(l_kl.detach())
     parts["L_R"] = float(total.detach())
     return total, parts
+
+
+# ----------------------------------------------------------------------------------------- the detector
+
+
+class FeatureSlot(nn.Module):
+    """Puts a feature module ``(..., D) -> (..., D')`` into the detector's encoder slot: both the
+    classification and the localization branch read the refactored features f' (sec. 3.6)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.module(x)
+        return {"cls": y, "loc": y}
+
+
+class RefactoredDetector(ProposalDetector):
+    """The shared proposal detector on refactored features: the region snippets go through the encoder slot
+    (shared detector); with A-Net aggregation, so does the video-level descriptor of A-Net's global context
+    (max over the video's original snippets), as a length-1 sequence, so that every detector input lives in
+    the space of f'. RoI pooling (sec. 5.2) reads the proposal's snippets only."""
+
+    def forward(self, batch: dict[str, torch.Tensor], cls_feature: str = "F_cls",
+                loc_feature: str = "F_loc") -> dict[str, torch.Tensor]:
+        if self.roi_bins is None:
+            batch = dict(batch)
+            batch["video_global"] = self.encoder(batch["video_global"].unsqueeze(1))["cls"].squeeze(1)
+        return super().forward(batch, cls_feature=cls_feature, loc_feature=loc_feature)
+
+
+def build_feature_module(rc: dict, in_dim: int) -> nn.Module | None:
+    """RefactorNet's phi_A / phi_C, the size-matched Deep Baseline, or ``None`` (Baseline)."""
+    if not rc["enabled"]:
+        return None
+    refactor = RefactorNet(in_dim, rc["hidden_dim"], rc["component_dim"], rc["num_layers"], rc["dropout"],
+                           rc["components"])
+    if not rc["deep_baseline"]:
+        return refactor
+    width = matched_deep_hidden_dim(count_parameters(refactor), in_dim, refactor.out_dim, rc["num_layers"],
+                                    rc["deep_kernel_size"])
+    return DeepBaseline(in_dim, width, refactor.out_dim, rc["num_layers"], rc["deep_kernel_size"])
+
+
+def build_model(cfg: dict, in_dim: int, num_classes: int) -> RefactoredDetector:
+    """Refactoring module (or none) in the encoder slot of the shared detector (``detector`` section)."""
+    rc, det = cfg["refactornet"], cfg["detector"]
+    module = build_feature_module(rc, in_dim)
+    encoder = IdentityEncoder() if module is None else FeatureSlot(module)
+    feature_dim = in_dim if module is None else module.out_dim
+    hidden = det["head_hidden"] or feature_dim
+    return RefactoredDetector(encoder, feature_dim, num_classes, hidden, head_layers=det["head_layers"],
+                              dropout=det["dropout"], attention=cfg["anet"]["attention"],
+                              roi_bins=aggregation_bins(det))
+
+
+def refactoring_module(model: RefactoredDetector) -> nn.Module | None:
+    return model.encoder.module if isinstance(model.encoder, FeatureSlot) else None
+
+
+def parameter_counts(cfg: dict, in_dim: int, num_classes: int) -> dict[str, int]:
+    """``refactoring`` (phi_A + phi_C, or the Deep Baseline convolutions), ``detector`` and ``total``."""
+    model = build_model(cfg, in_dim, num_classes)
+    module = refactoring_module(model)
+    refactoring = count_parameters(module) if module is not None else 0
+    total = count_parameters(model)
+    return {"refactoring": refactoring, "detector": total - refactoring, "total": total}

@@ -28,6 +28,22 @@ def tracking_uri() -> str:
     return uri or f"sqlite:///{DEFAULT_DB.resolve().as_posix()}"
 
 
+def display_uri(uri: str) -> str:
+    """``uri`` as committed outputs may show it: the default store as ``sqlite:///mlflow.db`` (relative to the
+    repository root), a server URL without credentials, any other local store as ``local store``; never a
+    machine's absolute path."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        path = Path(uri[len(prefix):])
+        if path.is_absolute() and path.resolve().is_relative_to(REPO_ROOT.resolve()):
+            return prefix + path.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+        return uri if not path.is_absolute() else "local store (outside the repository)"
+    if "://" in uri:
+        scheme, _, rest = uri.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+    return "local store (outside the repository)"
+
+
 def artifact_location(uri: str, experiment: str) -> str | None:
     """Absolute artifact folder next to a local SQLite store (``<db folder>/mlartifacts/<experiment>``);
     ``None`` for a server, which chooses its own."""
@@ -63,22 +79,12 @@ def ensure_experiment(mlflow_client: MlflowClient, name: str) -> str:
         return existing.experiment_id
 
 
-def find_reusable_run(
-    mlflow_client: MlflowClient,
-    experiment_id: str,
-    *,
-    config_hash: str,
-    seed: int,
-    data_checksum: str,
-    code_hash: str,
-) -> Run | None:
-    """The latest FINISHED run that trained and evaluated this exact configuration, seed, data and code
-    (runs that themselves reused another run are skipped: they point at the original)."""
-    filter_string = (
-        f"tags.config_hash = '{config_hash}' and tags.seed = '{seed}' "
-        f"and tags.data_checksum = '{data_checksum}' and tags.code_hash = '{code_hash}' "
-        "and tags.reused = 'false' and attributes.status = 'FINISHED'"
-    )
+def find_reusable_run(mlflow_client: MlflowClient, experiment_id: str, keys: dict[str, str]) -> Run | None:
+    """The latest FINISHED run tagged with every ``keys`` value (configuration hash, seed, data and code
+    fingerprints) that trained and evaluated itself (runs that reused another run are skipped: they point at
+    the original)."""
+    conditions = [f"tags.{name} = '{value}'" for name, value in sorted(keys.items())]
+    filter_string = " and ".join([*conditions, "tags.reused = 'false'", "attributes.status = 'FINISHED'"])
     runs = mlflow_client.search_runs(
         [experiment_id], filter_string=filter_string, max_results=1, order_by=["attributes.start_time DESC"]
     )

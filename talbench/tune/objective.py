@@ -12,29 +12,15 @@ which logs neither intermediate values nor pruned runs' steps, and relies on the
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
-from talbench.config import ConfigError, config_hash
+from talbench.data import DatasetCache
+from talbench.errors import ConfigError
+from talbench.stats import mean_std
 from talbench.tune.space import TUNING_SPLITS, Study, suggest
 
 STEP_METRIC = "holdout/mAP_0.5_per_epoch"
-
-
-class DatasetCache:
-    """One opened dataset per data configuration (a worker process opens it once)."""
-
-    def __init__(self) -> None:
-        self._datasets: dict[str, Any] = {}
-
-    def __call__(self, cfg: dict[str, Any]):
-        from talbench.data import open_dataset
-
-        key = config_hash(cfg["data"])
-        if key not in self._datasets:
-            self._datasets[key] = open_dataset(cfg)
-        return self._datasets[key]
 
 
 def objective_value(study: Study, metrics: dict[str, float], where: str) -> float:
@@ -62,27 +48,29 @@ class TrialObjective:
     def __call__(self, trial) -> float:
         import optuna
 
-        from talbench.engine.runner import run_row
+        from talbench.runners.families import run_row
         from talbench.tracking import store
-        from talbench.tracking.table_run import log_params
+        from talbench.tracking.runs import log_metrics, log_params, tracked_run
 
         client = store.client(self.tracking_uri)
         values = suggest(trial, self.study.spec.space)
         cfg = self.study.config(values, TUNING_SPLITS)
-        run = client.create_run(
-            self.experiment_id,
-            run_name=f"{self.study.name} trial {trial.number}",
-            tags={"mlflow.parentRunId": self.parent_run_id, "kind": "trial", "study": self.study.name,
-                  "paper": self.study.spec.paper, "trial_number": str(trial.number),
-                  "split": cfg["run"]["eval_split"], "optuna_state": "RUNNING"},
-        )
-        run_id = run.info.run_id
-        trial.set_user_attr("mlflow_run_id", run_id)
-        log_params(client, run_id, cfg)
-        epochs = self.study.epochs
-        epoch_seconds: list[float] = []
-        per_seed: list[float] = []
-        try:
+        tags = {"mlflow.parentRunId": self.parent_run_id, "kind": "trial", "study": self.study.name,
+                "paper": self.study.spec.paper, "trial_number": str(trial.number),
+                "split": cfg["run"]["eval_split"], "optuna_state": "RUNNING"}
+
+        def failed(err: BaseException) -> str:
+            pruned = isinstance(err, optuna.TrialPruned)
+            client.set_tag(run_id, "optuna_state", "PRUNED" if pruned else "FAIL")
+            return "KILLED" if pruned else "FAILED"
+
+        with tracked_run(client, self.experiment_id, name=f"{self.study.name} trial {trial.number}", tags=tags,
+                         status_on_error=failed) as run_id:
+            trial.set_user_attr("mlflow_run_id", run_id)
+            log_params(client, run_id, cfg)
+            epochs = self.study.epochs
+            epoch_seconds: list[float] = []
+            per_seed: list[float] = []
             for index, seed in enumerate(self.study.spec.search_seeds):
                 last = [None]
 
@@ -102,20 +90,11 @@ class TrialObjective:
                 outcome = run_row(cfg, seed, self.datasets(cfg), self.console, report=report)
                 value = objective_value(self.study, outcome.metrics, f"trial {trial.number} seed {seed}")
                 per_seed.append(value)
-                client.log_metric(run_id, f"holdout/{self.study.spec.objective}", value, step=index)
-            result = statistics.fmean(per_seed)
-        except optuna.TrialPruned:
-            client.set_tag(run_id, "optuna_state", "PRUNED")
-            client.set_terminated(run_id, status="KILLED")
-            raise
-        except BaseException:
-            client.set_tag(run_id, "optuna_state", "FAIL")
-            client.set_terminated(run_id, status="FAILED")
-            raise
-        trial.set_user_attr("per_seed", per_seed)
-        client.log_metric(run_id, "objective", result)
-        client.set_tag(run_id, "optuna_state", "COMPLETE")
-        client.set_terminated(run_id, status="FINISHED")
+                log_metrics(client, run_id, {f"holdout/{self.study.spec.objective}": value}, step=index)
+            result = mean_std(per_seed)[0]
+            trial.set_user_attr("per_seed", per_seed)
+            client.log_metric(run_id, "objective", result)
+            client.set_tag(run_id, "optuna_state", "COMPLETE")
         return result
 
 
@@ -124,9 +103,9 @@ def evaluate_config(study: Study, values: dict[str, Any], splits: dict[str, Any]
                     datasets: DatasetCache | None = None) -> dict[str, Any]:
     """Run ``values`` (dotted keys) with ``splits`` for each seed, one nested MLflow run per seed;
     ``{"mean", "std", "run_ids", "values"}`` of the objective metric (sample std, 0 with one seed)."""
-    from talbench.engine.runner import run_row
+    from talbench.runners.families import run_row
     from talbench.tracking import store
-    from talbench.tracking.table_run import log_metrics, log_params
+    from talbench.tracking.runs import log_metrics, log_params, tracked_run
 
     datasets = datasets or DatasetCache()
     client = store.client(tracking_uri)
@@ -134,21 +113,14 @@ def evaluate_config(study: Study, values: dict[str, Any], splits: dict[str, Any]
     split = cfg["run"]["eval_split"]
     run_ids, scores = [], []
     for seed in seeds:
-        run = client.create_run(
-            experiment_id, run_name=f"{study.name} {label} | {split} | seed {seed}",
-            tags={"mlflow.parentRunId": parent_run_id, "kind": "final", "study": study.name, "config": label,
-                  "paper": study.spec.paper, "split": split, "seed": str(seed)},
-        )
-        run_id = run.info.run_id
-        try:
+        tags = {"mlflow.parentRunId": parent_run_id, "kind": "final", "study": study.name, "config": label,
+                "paper": study.spec.paper, "split": split, "seed": str(seed)}
+        with tracked_run(client, experiment_id, name=f"{study.name} {label} | {split} | seed {seed}",
+                         tags=tags) as run_id:
             log_params(client, run_id, cfg)
             outcome = run_row(cfg, seed, datasets(cfg), console)
             scores.append(objective_value(study, outcome.metrics, f"{label} on {split}, seed {seed}"))
             log_metrics(client, run_id, outcome.metrics)
-        except BaseException:
-            client.set_terminated(run_id, status="FAILED")
-            raise
-        client.set_terminated(run_id, status="FINISHED")
         run_ids.append(run_id)
-    std = statistics.stdev(scores) if len(scores) > 1 else 0.0
-    return {"mean": statistics.fmean(scores), "std": std, "run_ids": run_ids, "values": scores}
+    mean, std = mean_std(scores)
+    return {"mean": mean, "std": std, "run_ids": run_ids, "values": scores}

@@ -1,22 +1,24 @@
 """Study definitions (``params.yaml`` -> ``tune.studies.<name>``) and their search spaces.
 
-A study tunes some loss weights of one benchmark row: its configuration is resolved as
-``params.yaml`` <- ``profiles[<profile>]`` <- the row's ``reproduce`` overrides <- the study's ``overrides``
-<- the trial's parameters <- the tuning splits (``run.train_split = train_fit``, ``run.eval_split = holdout``),
-so the objective is a validation mAP on held-out training videos and never sees the test split.
+A study tunes some loss weights of one benchmark row: its configuration is resolved in the order
+:mod:`talbench.config` documents: ``params.yaml`` <- ``profiles[<profile>]`` <- the row's layers
+(:func:`talbench.benchmark.rows.row_layers`) <- the study's ``overrides`` <- the trial's parameters <- the
+tuning splits (``run.train_split = train_fit``, ``run.eval_split = holdout``), so the objective is a validation
+mAP on held-out training videos and never sees the test split. The configuration is scoped to the row's model
+family, as a table row's is.
 Search-space entries are dotted ``params.yaml`` keys: ``{type: float|int, low, high, log}`` or
 ``{type: categorical, choices: [...]}`` (Optuna's ``suggest_*``).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from talbench.config import REPO_ROOT, ConfigError, deep_merge, load_params, nest, resolve
+from talbench.config import REPO_ROOT, Layer, deep_merge, load_params, nest, resolve
+from talbench.errors import ConfigError
 
 TUNING_SPLITS = {"run": {"train_split": "train_fit", "eval_split": "holdout"}}
 FINAL_SPLITS = {"run": {"train_split": "train", "eval_split": "test"}}
@@ -124,6 +126,7 @@ class Study:
             raise ConfigError(f"params.yaml: tune.studies.{self.name}.space: {err}") from err
         return deep_merge(cfg, splits)
 
+
     @property
     def epochs(self) -> int:
         return int(get_dotted(self.base_cfg, self.spec.epochs_key))
@@ -152,26 +155,26 @@ def suggest(trial, space: dict[str, ParamSpace]) -> dict[str, Any]:
     return values
 
 
-def _row_overrides(spec: StudySpec, benchmarks_dir: Path, where: str) -> dict[str, Any]:
+def _row_layers(spec: StudySpec, benchmarks_dir: Path, where: str) -> list[Layer | None]:
+    """The layers of the study's benchmark row (none without a table or row, or for a row not realised in its
+    benchmark file: the study's own overrides then realise it)."""
     if spec.table is None:
-        return {}
-    from talbench.benchmarks import load_benchmark
+        return []
+    from talbench.benchmark.rows import row_layers
+    from talbench.benchmark.schema import load_benchmark
 
     bench = load_benchmark(spec.table, benchmarks_dir)
     if bench.paper != spec.paper:
         raise ConfigError(f"{where}.paper: '{spec.paper}' but table {spec.table} is of paper '{bench.paper}'")
     if spec.row is None:
-        return {}
+        return []
     try:
         row = bench.row(spec.row)
     except KeyError as err:
         raise ConfigError(f"{where}.row: {err.args[0]}") from None
     if row.reproduce is None:
-        return {}  # a row not (yet) realised in its benchmark file: the study's own overrides realise it
-    overrides = copy.deepcopy(row.reproduce.overrides)
-    if row.reproduce.test_overrides:
-        overrides["test_time"] = {**overrides.get("test_time", {}), **copy.deepcopy(row.reproduce.test_overrides)}
-    return overrides
+        return []
+    return row_layers(bench, row, f"{Path(benchmarks_dir) / spec.table}.yaml")
 
 
 def load_study(
@@ -199,12 +202,11 @@ def load_study(
         seeds = getattr(spec, seeds_key)
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"{where}.{seeds_key}: seeds repeat ({seeds})")
-    row = _row_overrides(spec, Path(benchmarks_dir), where)
-    try:
-        base = resolve(params, tune.get("profile"), row)
-        base = deep_merge(base, spec.overrides)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from err
+    from talbench.runners.families import family_of
+
+    layers = _row_layers(spec, Path(benchmarks_dir), where)
+    base = resolve(params, tune.get("profile"), *layers, Layer(spec.overrides, f"{where}.overrides"))
+    base = family_of(base).scoped(base)
     for key in spec.space:
         try:
             get_dotted(base, key)

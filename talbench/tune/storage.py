@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from talbench.config import REPO_ROOT, ConfigError
+from talbench.config import REPO_ROOT
+from talbench.errors import ConfigError
 
 DEFAULT_FILE = "optuna.db"
 

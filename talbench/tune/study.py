@@ -8,7 +8,7 @@
    best trial's values, each for the study's ``final_seeds``, on the holdout (validation) and, retrained on
    all training videos, once on the test split. Nothing here selects on the test split.
 3. Outputs, written atomically: ``tuned/<study>.json`` (flat ``{"dotted.key": value}``, merged by
-   ``talbench run --tuned``), ``results/tune/<study>.json`` (``talbench.leaderboard.results.TuneResult``
+   ``talbench run --tuned``), ``results/tune/<study>.json`` (``talbench.benchmark.results.TuneResult``
    plus the study's pruning and sensitivity statistics) and ``results/tune/<study>.png`` (optimisation
    history and parameter importances, also an MLflow artifact of the parent run).
 
@@ -30,10 +30,12 @@ from typing import Any
 
 from rich.console import Console
 
-from talbench.config import ConfigError, config_hash, load_params
+from talbench.config import config_hash, load_params
+from talbench.data import DatasetCache
+from talbench.errors import ConfigError
 from talbench.io import atomic_write_json
 from talbench.progress import task_progress
-from talbench.tune.objective import DatasetCache, TrialObjective, evaluate_config
+from talbench.tune.objective import TrialObjective, evaluate_config
 from talbench.tune.space import FINAL_SPLITS, TUNING_SPLITS, Study, load_study
 from talbench.tune.storage import open_storage, redact, storage_url
 from talbench.tune.workers import make_pruner, make_sampler, run_worker, spawn_workers, split_trials
@@ -239,7 +241,7 @@ def _search(ostudy, definition: Study, url: str, remaining: int, workers: int, c
 
 def _finalize(ostudy, definition: Study, url: str, console: Console, uri: str, experiment: str,
               experiment_id: str, parent: str, results_dir: Path, tuned_dir: Path, provenance) -> dict[str, Any]:
-    from talbench.leaderboard.results import TuneResult
+    from talbench.benchmark.results import TuneResult
     from talbench.tracking import store
     from talbench.tune.plot import plot_study
 
@@ -287,7 +289,7 @@ def _finalize(ostudy, definition: Study, url: str, console: Console, uri: str, e
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git_commit": provenance.git_commit() or "unknown",
         "git_dirty": bool(provenance.git_dirty()),
-        "storage": redact(url),
+        "storage": store.display_uri(url),
         "data": {"source": base_cfg["data"]["source"], "profile": base_cfg["data"]["profile"],
                  "checksum": dataset.checksum()},
         "params": [
@@ -306,7 +308,7 @@ def _finalize(ostudy, definition: Study, url: str, console: Console, uri: str, e
         "n_failed": sum(t.state == states.FAIL for t in trials),
         **prune,
         "sensitivity": spread,
-        "mlflow": {"tracking_uri": uri, "experiment": experiment, "parent_run_id": parent},
+        "mlflow": {"tracking_uri": store.display_uri(uri), "experiment": experiment, "parent_run_id": parent},
     }
     TuneResult.model_validate(result)  # the leaderboard's reader accepts it
     atomic_write_json(results_dir / "tune" / f"{definition.name}.json", result)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from talbench.config import ConfigError
+from talbench.errors import ConfigError
 
 
 class _Strict(BaseModel):

@@ -17,8 +17,3 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
-def gather_regions(snippets: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Gather padded region features ``(N, K, D)`` from flat snippet features ``(S, D)`` by the
-    global snippet index ``(N, K)``; padded slots are zeroed."""
-    gathered = snippets[index.reshape(-1)].reshape(*index.shape, snippets.shape[-1])
-    return gathered * mask.unsqueeze(-1).to(gathered.dtype)

@@ -2,7 +2,7 @@
 RefactorNet (CVPR 2022, sec. 5.2) as in MUSES (CVPR 2021) and P-GCN.
 
 A region's variable-length snippet set, stored padded ``(N, K, D)`` with its mask ``(N, K)`` (valid snippets
-first, in temporal order, as :func:`talbench.engine.proposal_sampling.region_index` builds them), is cut into
+first, in temporal order, as :func:`talbench.runners.proposal_detector.regions.region_index` builds them), is cut into
 ``bins`` equal parts and each part is max-pooled: bin ``j`` of a region with ``K_i`` snippets covers the
 snippets ``[floor(j K_i / bins), ceil((j + 1) K_i / bins))``, which is never empty (a short region repeats
 snippets across bins, as RoIPool does).

@@ -1,0 +1,1 @@
+"""Tensor and array operations shared by the models' post-processing (NMS)."""

@@ -1,0 +1,6 @@
+"""Model families: each runs one benchmark row with one seed (``talbench.runners.families.run_row``).
+
+``common/`` holds what the families share (the outcome contract, seeding, checkpoints, snippets, the
+video-level classifier), ``proposal_detector/`` the proposal-level detector that D-Net and RefactorNet build
+on, ``bsn/`` the BSN proposal generator, and one package per paper (``dnet/``, ``refactornet/``).
+"""

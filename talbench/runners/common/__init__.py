@@ -1,0 +1,1 @@
+"""What the model families share: the outcome contract, seeding, checkpoints, snippets, the video classifier."""

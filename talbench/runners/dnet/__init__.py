@@ -1,0 +1,1 @@
+"""D-Net (AAAI 2022): its benchmark rows (tables 1-5)."""

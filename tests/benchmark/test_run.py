@@ -1,0 +1,242 @@
+"""``talbench run`` against a temporary MLflow store: nesting, tags, params, artifacts, reuse, results JSON,
+determinism, scoped configurations."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+from helpers.linear_runner import RUNNER, TRAINED
+from helpers.mlflow_search import search_runs
+from helpers.project import TABLE, enter_workdir
+
+from talbench.benchmark.run import run_table
+from talbench.config import load_params, resolve
+from talbench.errors import ConfigError, DataError
+from talbench.runners.families import run_row
+
+
+def search(experiment: str = "talbench", filter_string: str = ""):
+    return search_runs(experiment_names=[experiment], filter_string=filter_string)
+
+
+@pytest.fixture(scope="module")
+def first_execution(tracking_project, empty_store, tmp_path_factory):
+    """One execution of the test table (3 rows x 2 seeds), shared by the tests that read it back."""
+    folder = tmp_path_factory.mktemp("first")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        enter_workdir(monkeypatch, tracking_project, empty_store, folder)
+        before = len(TRAINED)
+        results = run_table(TABLE, results_dir=folder / "results")
+        yield results, folder, TRAINED[before:]
+
+
+def test_results_file_format(first_execution):
+    results, tmp_path, _ = first_execution
+    on_disk = json.loads((tmp_path / "results" / f"{TABLE}.json").read_text())
+    assert on_disk == json.loads(json.dumps(results))
+    assert on_disk["table"] == TABLE and on_disk["paper"] == "dnet"
+    assert on_disk["seeds"] == [0, 1] and on_disk["data"]["source"] == "synthetic"
+    assert on_disk["data"]["profile"] == "unit" and len(on_disk["data"]["checksum"]) == 12
+    assert on_disk["tracking_uri"] == "local store (outside the repository)" and on_disk["created"].endswith("Z")
+    assert on_disk["git_commit"] == "unknown" and on_disk["git_dirty"] is True  # the project is not in git
+    from talbench.benchmark.results import TableResult
+
+    TableResult.model_validate(on_disk)  # the leaderboard's reader accepts the file
+    # the reference line is not run; the three reproduced rows are, in file order
+    assert [row["name"] for row in on_disk["rows"]] == ["Linear", "Linear (flow x2)", "Linear (5 epochs)"]
+    for row in on_disk["rows"]:
+        assert [run["seed"] for run in row["runs"]] == [0, 1]
+        for column in ("rgb", "flow", "fusion", "params_m"):
+            values = [run["metrics"][column] for run in row["runs"]]
+            assert row["mean"][column] == pytest.approx(statistics.fmean(values))
+            assert row["std"][column] == pytest.approx(statistics.stdev(values))
+    assert on_disk["rows"][0]["mean"]["fusion"] > 5.0  # a real, learning model
+
+
+def test_nested_runs_tags_params_artifacts(first_execution):
+    results, _, _ = first_execution
+    parent_id = results["parent_run_id"]
+    children = search(filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert len(children) == 3 * 2
+    assert set(children["status"]) == {"FINISHED"}
+    for tag in (
+        "paper",
+        "table",
+        "row",
+        "dataset",
+        "features",
+        "profile",
+        "seed",
+        "git_commit",
+        "git_dirty",
+        "data_checksum",
+        "device",
+        "config_hash",
+        "train_hash",
+        "code_hash",
+    ):
+        assert children[f"tags.{tag}"].notna().all(), tag
+    assert set(children["tags.table"]) == {TABLE} and set(children["tags.seed"]) == {"0", "1"}
+    assert set(children["tags.profile"]) == {"unit"} and set(children["tags.dataset"]) == {"synthetic"}
+    few = children[children["tags.row"] == "Linear (5 epochs)"]
+    assert set(few["params.baseline.epochs"]) == {"5"}  # params come back as strings
+    assert set(few["params.model.runner"]) == {RUNNER}
+    # metrics: every tIoU per stream, no '@'
+    assert {
+        "metrics.fusion/mAP_0.5",
+        "metrics.rgb/average_mAP",
+        "metrics.params_m",
+        "metrics.time/train_s",
+    } <= set(children.columns)
+    # the results file holds exactly the logged numbers
+    first_row_run = results["rows"][0]["runs"][0]
+    logged = children.set_index("run_id").loc[first_row_run["run_id"]]
+    assert logged["metrics.fusion/mAP_0.5"] == first_row_run["metrics"]["fusion"]
+    # artifacts: resolved config and predictions in the ActivityNet result format
+    from mlflow.tracking import MlflowClient
+
+    from talbench.eval.io import load_predictions
+
+    client = MlflowClient()
+    names = {a.path for a in client.list_artifacts(first_row_run["run_id"])}
+    assert {"config.json", "param_counts.json", "timings.json", "predictions"} <= names
+    folder = client.download_artifacts(first_row_run["run_id"], "predictions")
+    fusion = load_predictions(f"{folder}/fusion.json")
+    assert len(fusion) > 0 and set(fusion.columns) >= {"video_id", "label", "start", "end", "score"}
+    with open(client.download_artifacts(first_row_run["run_id"], "config.json")) as f:
+        config = json.load(f)
+    assert config["model"]["runner"] == RUNNER and config["data"]["profile"] == "unit"
+    parent = search(filter_string="tags.kind = 'table'")
+    assert list(parent["run_id"]) == [parent_id]
+
+
+def test_test_time_variant_reuses_trained_model(first_execution):
+    results, _, trained = first_execution
+    base, variant, few = results["rows"]
+    assert base["train_hash"] == variant["train_hash"] != few["train_hash"]
+    assert base["config_hash"] != variant["config_hash"]
+    # trained: base row and the 5-epoch row, once per seed; the variant loaded the base row's checkpoint
+    assert len(trained) == len(set(trained)) == 4
+    assert str(base["runs"][0]["run_id"]) != str(variant["runs"][0]["run_id"])
+    assert variant["runs"][0]["metrics"]["rgb"] == base["runs"][0]["metrics"]["rgb"]
+    assert variant["runs"][0]["metrics"]["fusion"] != base["runs"][0]["metrics"]["fusion"]
+
+
+def test_second_execution_reuses_runs(first_execution, monkeypatch):
+    first, tmp_path, _ = first_execution
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a run with the same config, seed, data and code was trained again")
+
+    monkeypatch.setattr("talbench.runners.families.run_row", must_not_run)
+    second = run_table(TABLE, rows="Linear,3", results_dir=tmp_path / "again")
+    assert [row["name"] for row in second["rows"]] == ["Linear", "Linear (5 epochs)"]
+    earlier = {(r["name"], run["seed"]): run for r in first["rows"] for run in r["runs"]}
+    for row in second["rows"]:
+        for run in row["runs"]:
+            assert run["reused"] is True
+            assert run["reused_from"] == earlier[(row["name"], run["seed"])]["run_id"]
+            assert run["metrics"] == earlier[(row["name"], run["seed"])]["metrics"]
+    reused = search(filter_string=f"tags.mlflow.parentRunId = '{second['parent_run_id']}'")
+    assert set(reused["tags.reused"]) == {"true"} and len(reused) == 4
+
+
+def test_baseline_beats_chance(tracking_workdir):
+    """The test runner really learns: on the tiny synthetic data its fused mAP@0.3 is far above zero."""
+    from talbench.data import open_dataset
+
+    cfg = resolve(load_params("params.yaml"), "unit", {"model": {"runner": RUNNER}})
+    outcome = run_row(cfg, 0, open_dataset(cfg))
+    assert outcome.metrics["fusion/mAP_0.3"] > 5.0
+    assert set(outcome.predictions) == {"rgb", "flow", "fusion"}
+    assert outcome.param_counts["rgb"] == (32 + 1) * (4 + 1)
+
+
+def test_same_seed_same_numbers(tracking_workdir):
+    from talbench.data import open_dataset
+
+    cfg = resolve(
+        load_params("params.yaml"), "unit", {"model": {"runner": RUNNER}, "baseline": {"epochs": 20}}
+    )
+    dataset = open_dataset(cfg)
+    first = run_row(cfg, 3, dataset)
+    import shutil
+
+    shutil.rmtree(first.checkpoint_dir)  # train again from scratch
+    second = run_row(cfg, 3, dataset)
+    assert first.metrics == second.metrics
+    assert first.predictions["fusion"].equals(second.predictions["fusion"])
+
+
+def test_tuned_weights_are_merged_under_row_overrides(tracking_workdir, tmp_path):
+    import yaml
+
+    params = load_params("params.yaml")
+    params["tune"]["studies"] = {"unit-study": {"paper": "dnet", "table": TABLE}, "other": {"paper": "dnet"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="talbench tune unit-study"):
+        run_table(TABLE, tuned=True, params_path=tmp_path / "params.yaml", tuned_dir=tmp_path / "tuned")
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "unit-study.json").write_text(
+        json.dumps({"baseline.epochs": 7, "baseline.lr": 0.02})
+    )
+    results = run_table(
+        TABLE,
+        rows="Linear,Linear (5 epochs)",
+        seeds=1,
+        tuned=True,
+        params_path=tmp_path / "params.yaml",
+        tuned_dir=tmp_path / "tuned",
+        results_dir=tmp_path / "results",
+    )
+    runs = search(filter_string=f"tags.mlflow.parentRunId = '{results['parent_run_id']}'").set_index(
+        "tags.row"
+    )
+    assert runs.loc["Linear", "params.baseline.epochs"] == "7"
+    assert runs.loc["Linear (5 epochs)", "params.baseline.epochs"] == "5"  # the row's own setting wins
+    assert set(runs["params.baseline.lr"]) == {"0.02"} and set(runs["tags.tuned"]) == {"unit-study"}
+
+
+def test_bad_requests_fail_clearly(tracking_workdir, tmp_path):
+    with pytest.raises(ConfigError, match="not a row name"):
+        run_table(TABLE, rows="No such row", results_dir=tmp_path)
+    with pytest.raises(ConfigError, match="reference line"):
+        run_table(TABLE, rows="0", results_dir=tmp_path)
+    with pytest.raises(ConfigError, match="no benchmark 'dnet.table98'"):
+        run_table("dnet.table98", results_dir=tmp_path)
+    with pytest.raises(DataError, match="dvc"):
+        run_table(TABLE, data_source="thumos14", results_dir=tmp_path)
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_cli_without_real_features_prints_a_message(tracking_workdir):
+    from typer.testing import CliRunner
+
+    from talbench.cli import app
+
+    result = CliRunner().invoke(app, ["run", TABLE, "--data", "thumos14"])
+    assert result.exit_code == 2
+    assert "dataset is not there" in result.output and "Traceback" not in result.output
+
+
+def test_pending_table_writes_nothing(tmp_path, monkeypatch):
+    import yaml
+    from helpers.paths import REPO
+    from helpers.project import benchmark_yaml
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / f"{TABLE}.yaml").write_text(yaml.safe_dump(benchmark_yaml("pending")))
+    monkeypatch.chdir(tmp_path)
+    assert run_table(TABLE, params_path=REPO / "params.yaml", results_dir=tmp_path / "results") is None
+    assert not (tmp_path / "results").exists()
+
+
+def test_runner_outcome_is_validated():
+    with pytest.raises(ConfigError, match="contains '@'"):
+        run_row({"model": {"runner": "helpers.bad_runner:run_row"}, "run": {}}, 0, None)
+    with pytest.raises(ConfigError, match="unknown"):
+        run_row({"model": {"runner": "no_such_runner"}}, 0, None)
+    with pytest.raises(ConfigError, match="does not declare SECTIONS"):
+        run_row({"model": {"runner": "helpers.paths:REPO"}}, 0, None)

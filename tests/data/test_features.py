@@ -1,0 +1,252 @@
+"""FeatureDataset on tiny on-disk fixtures: streams, time grid, cache, every load-time error, open_dataset."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.paths import SHARED_DATA
+
+from talbench.config import load_params, resolve
+from talbench.data import install_thumos14_archive, open_dataset, read_block_list
+from talbench.data.annotations import THUMOS14_CLASSES, load_thumos14_annotations
+from talbench.data.dataset import FeatureDataset, FeatureLayout
+from talbench.errors import DataError
+
+SHARED = SHARED_DATA
+DIM = 3  # per stream in the fixtures (real I3D: 1024)
+
+
+def _database() -> dict:
+    def video(subset, duration, fps, *anns):
+        return {
+            "subset": subset,
+            "duration": duration,
+            "fps": fps,
+            "annotations": [
+                {"label": lab, "segment": [s, e], "label_id": THUMOS14_CLASSES.index(lab)}
+                for lab, s, e in anns
+            ],
+        }
+
+    return {
+        "video_validation_0000001": video("Validation", 4.0, 30.0, ("HighJump", 0.5, 1.5)),
+        "video_validation_0000002": video(
+            "Validation", 3.0, 25.0, ("Diving", 1.0, 2.0), ("Diving", 2.5, 3.5)
+        ),
+        "video_validation_0000003": video("Validation", 2.0, 30.0),
+        "video_test_0000001": video("Test", 5.0, 29.97, ("Billiards", 0.2, 0.9), ("Billiards", 4.0, 6.0)),
+    }
+
+
+def make_thumos_layout(root: Path, cells: int = 12, database: dict | None = None) -> Path:
+    """A tiny dataset in the ActionFormer THUMOS14 layout; features encode (video, cell, column)."""
+    database = database or _database()
+    (root / "annotations").mkdir(parents=True)
+    (root / "i3d_features").mkdir()
+    (root / "annotations" / "thumos14.json").write_text(json.dumps({"database": database}))
+    for k, video_id in enumerate(sorted(database)):
+        cell = np.arange(cells, dtype=np.float32)[:, None]
+        column = np.arange(2 * DIM, dtype=np.float32)[None, :]
+        np.save(root / "i3d_features" / f"{video_id}.npy", 1000 * k + 10 * cell + column)
+    return root
+
+
+def make_dataset(root: Path, **options) -> FeatureDataset:
+    annotations = load_thumos14_annotations(root / "annotations" / "thumos14.json", THUMOS14_CLASSES)
+    layout = FeatureLayout.two_stream(root / "i3d_features", DIM, stride=4, clip_frames=16)
+    return FeatureDataset(annotations, layout, **options)
+
+
+@pytest.fixture
+def root(tmp_path):
+    return make_thumos_layout(tmp_path / "thumos14")
+
+
+def test_streams_grid_and_splits(root):
+    ds = make_dataset(root, holdout_fraction=0.34, holdout_seed=0)
+    vid = "video_test_0000001"
+    both = ds.features(vid, "both")
+    assert both.dtype == np.float32 and both.shape == (12, 2 * DIM)
+    np.testing.assert_array_equal(ds.features(vid, "rgb"), both[:, :DIM])
+    np.testing.assert_array_equal(ds.features(vid, "flow"), both[:, DIM:])
+    k = sorted(_database()).index(vid)
+    assert ds.features(vid, "flow")[2, 0] == 1000 * k + 10 * 2 + DIM  # cell 2, first flow column
+    assert ds.stream_dim("rgb") == DIM and ds.stream_dim("both") == 2 * DIM
+    # centre of cell i = (i * 4 + 8) / fps at the video's own fps
+    np.testing.assert_allclose(ds.snippet_centers(vid), (np.arange(12) * 4 + 8) / 29.97)
+    np.testing.assert_allclose(ds.snippet_centers("video_validation_0000002")[:2], [8 / 25, 12 / 25])
+    assert ds.fps("video_validation_0000002") == 25.0 and ds.duration(vid) == 5.0
+    assert ds.video_ids("train") == [f"video_validation_000000{i}" for i in (1, 2, 3)]
+    assert ds.video_ids("test") == [vid]
+    assert len(ds.video_ids("holdout")) == 1 and len(ds.video_ids("train_fit")) == 2
+    assert set(ds.video_ids("holdout")) | set(ds.video_ids("train_fit")) == set(ds.video_ids("train"))
+    train = ds.instances("train")
+    assert list(train.columns) == ["video_id", "label", "label_id", "start", "end"]
+    # segment policy clip on the training side: Diving (2.5, 3.5) in a 3.0 s video becomes (2.5, 3.0)
+    assert train[["start", "end"]].to_numpy().tolist() == [[0.5, 1.5], [1.0, 2.0], [2.5, 3.0]]
+    assert train["label_id"].tolist() == [11, 7, 7]
+    # the test ground truth is as annotated, (4.0, 6.0) past the 5 s end included
+    assert ds.instances("test")[["start", "end"]].to_numpy().tolist() == [[0.2, 0.9], [4.0, 6.0]]
+    assert (ds.report.clipped, ds.report.dropped, ds.report.kept_in_test) == (1, 0, 1)
+    with pytest.raises(DataError, match="unknown split 'val'"):
+        ds.video_ids("val")
+    with pytest.raises(DataError, match="field 'stream': unknown stream 'audio'"):
+        ds.features(vid, "audio")
+
+
+def test_cache_is_read_only_and_bounded(root):
+    ds = make_dataset(root, cache_mb=2 * 12 * 2 * DIM * 4 / 2**20)  # room for two videos
+    first = ds.features("video_test_0000001")
+    assert ds.features("video_test_0000001", "rgb").base is first.base  # served from the cache
+    with pytest.raises(ValueError, match="read-only"):
+        first[0, 0] = 1.0
+    for vid in ds.video_ids("train"):
+        ds.features(vid)
+    assert len(ds._cache) == 2 and "video_test_0000001" not in ds._cache
+
+
+def test_missing_files_all_listed_and_block_list(root):
+    for vid in ("video_validation_0000002", "video_test_0000001"):
+        (root / "i3d_features" / f"{vid}.npy").unlink()
+    with pytest.raises(DataError) as err:
+        make_dataset(root)
+    message = str(err.value)
+    assert str(root / "i3d_features") in message and "field 'features'" in message
+    assert "2 of 4 feature files are missing" in message
+    assert "video_validation_0000002.npy, video_test_0000001.npy" in message
+    (root / "missing_files.txt").write_text("video_validation_0000002.npy\nvideo_test_0000001\n")
+    blocked = read_block_list("missing_files.txt", root)
+    ds = make_dataset(root, blocked=blocked)
+    assert ds.video_ids("train") == ["video_validation_0000001", "video_validation_0000003"]
+    assert ds.video_ids("test") == []
+    assert len(ds.instances("test")) == 2  # evaluation ground truth keeps the blocked test video
+    assert ds.report.blocked_videos == ["video_test_0000001", "video_validation_0000002"]
+    assert "2 videos blocked" in ds.report.summary()
+    with pytest.raises(DataError, match="field 'data.missing_files': block list not found"):
+        read_block_list("absent.txt", root)
+
+
+@pytest.mark.parametrize(
+    ("array", "field", "problem"),
+    [
+        (np.zeros((12, 2 * DIM + 1), np.float32), "feature_dim", r"expected shape \(T, 6\), got \(12, 7\)"),
+        (np.zeros(12, np.float32), "feature_dim", r"expected shape \(T, 6\), got \(12,\)"),
+        (np.zeros((12, 2 * DIM), np.int32), "dtype", "expected floating point features, got int32"),
+        (np.zeros((5, 2 * DIM), np.float32), "num_snippets", "5 snippets, fewer than data.min_snippets = 8"),
+    ],
+)
+def test_bad_feature_file(root, array, field, problem):
+    vid = "video_validation_0000002"
+    path = root / "i3d_features" / f"{vid}.npy"
+    np.save(path, array)
+    ds = make_dataset(root)  # lazy: opening does not read arrays
+    with pytest.raises(DataError, match=problem) as err:
+        ds.features(vid)
+    assert f"{path}: video '{vid}', field '{field}'" in str(err.value)
+
+
+def test_nan_and_inf_and_validate_all(root):
+    path = root / "i3d_features" / "video_test_0000001.npy"
+    array = np.load(path)
+    array[3, 1], array[7, 4] = np.nan, np.inf
+    np.save(path, array)
+    np.save(root / "i3d_features" / "video_validation_0000003.npy", np.zeros((2, 2 * DIM), np.float32))
+    (root / "i3d_features" / "video_validation_0000001.npy").write_bytes(b"not numpy")
+    ds = make_dataset(root)
+    with pytest.raises(DataError) as err:
+        ds.features("video_test_0000001")
+    assert f"{path}: video 'video_test_0000001', field 'features': 2 NaN/Inf values in 2 snippets" in str(
+        err.value
+    )
+    assert "first at snippet 3" in str(err.value)
+    with pytest.raises(DataError) as err:
+        ds.validate_all(progress=False)
+    message = str(err.value)
+    assert message.startswith("3 of 4 feature files are invalid")
+    assert "video 'video_validation_0000001', field 'features': not a readable .npy array" in message
+    assert "video 'video_validation_0000003', field 'num_snippets'" in message
+    assert "video 'video_test_0000001', field 'features'" in message
+
+
+def test_validate_all_passes_and_checksum(root):
+    ds = make_dataset(root)
+    assert ds.validate_all(progress=False) is ds.report
+    checksum = ds.checksum()
+    assert checksum == make_dataset(root).checksum() and len(checksum) == 12
+    np.save(root / "i3d_features" / "video_test_0000001.npy", np.zeros((13, 2 * DIM), np.float32))
+    assert make_dataset(root).checksum() != checksum
+
+
+def _cfg(**data) -> dict:
+    cfg = resolve(load_params(), "smoke")
+    cfg = copy.deepcopy(cfg)
+    cfg["data"].update(data)
+    return cfg
+
+
+def test_open_dataset_sources(tmp_path):
+    make_thumos_layout(tmp_path / "synthetic" / "smoke")
+    (tmp_path / "synthetic" / "smoke" / "synth_meta.json").write_text(
+        json.dumps({"classes": THUMOS14_CLASSES})
+    )
+    cfg = _cfg(source="synthetic", synthetic_root=str(tmp_path / "synthetic"), feature_dim=DIM)
+    ds = open_dataset(cfg)
+    assert ds.classes == THUMOS14_CLASSES and len(ds.video_ids("train")) == 3
+    cfg = _cfg(source="synthetic", synthetic_root=str(tmp_path / "nowhere"), feature_dim=DIM)
+    with pytest.raises(
+        DataError, match="the synthetic dataset is not there: generate it with `talbench synth"
+    ):
+        open_dataset(cfg)
+    cfg = _cfg(source="thumos14", thumos14_root=str(tmp_path / "thumos14"),
+               thumos14_archive=str(tmp_path / "none.tar.gz"))  # fmt: skip
+    with pytest.raises(DataError) as err:
+        open_dataset(cfg)
+    assert "thumos14.json" in str(err.value) and "`dvc update datasets.dvc`" in str(err.value)
+    with pytest.raises(DataError, match="unknown data source 'ucf'"):
+        open_dataset(_cfg(source="ucf"))
+
+
+def test_archive_is_verified_and_unpacked(tmp_path):
+    source = make_thumos_layout(tmp_path / "release" / "thumos")
+    archive = tmp_path / "thumos.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="thumos")
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    with pytest.raises(DataError, match=f"field 'md5': md5 {md5} differs from the pinned 375f76ff"):
+        install_thumos14_archive(
+            archive, tmp_path / "out", md5="375f76ffbf7447af1035e694971ec9b2", progress=False
+        )
+    assert not (tmp_path / "out").exists()
+    # open_dataset unpacks the archive named in data.thumos14_archive on first use
+    cfg = _cfg(source="thumos14", thumos14_root=str(tmp_path / "out"), thumos14_archive=str(archive),
+               thumos14_archive_md5=md5, feature_dim=DIM)  # fmt: skip
+    ds = open_dataset(cfg)
+    assert (tmp_path / "out" / "annotations" / "thumos14.json").is_file()
+    assert ds.video_ids("test") == ["video_test_0000001"]
+    np.testing.assert_array_equal(ds.features("video_test_0000001"), np.load(source / "i3d_features" /
+                                  "video_test_0000001.npy"))  # fmt: skip
+
+
+def test_real_annotations_with_stand_in_features(tmp_path):
+    """The real THUMOS14 annotation file with tiny stand-in features: 412 videos, all splits."""
+    root = tmp_path / "thumos14"
+    (root / "i3d_features").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    real = SHARED / "thumos14" / "annotations" / "thumos14.json"
+    (root / "annotations" / "thumos14.json").write_bytes(real.read_bytes())
+    for vid in json.loads(real.read_text())["database"]:
+        np.save(root / "i3d_features" / f"{vid}.npy", np.zeros((8, 2 * DIM), np.float32))
+    ds = open_dataset(_cfg(source="thumos14", thumos14_root=str(root), feature_dim=DIM))
+    assert (len(ds.video_ids("train")), len(ds.video_ids("test"))) == (200, 212)
+    assert len(ds.instances("test")) == 3358 and len(ds.instances("train")) == 3007 - 4
+    assert len(ds.video_ids("holdout")) == 40
+    assert set(ds.video_ids("holdout")).isdisjoint(ds.video_ids("test"))
+    assert ds.video_ids("holdout") == open_dataset(_cfg(source="thumos14", thumos14_root=str(root),
+                                                        feature_dim=DIM)).video_ids("holdout")  # fmt: skip
+    assert ds.report.to_dict()["dropped"] == 4

@@ -1,0 +1,250 @@
+"""The embedded synthetic benchmark (issue 3): determinism, layout, latents, statistics, premises, CLI."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from talbench.cli import app
+from talbench.config import PARAMS_FILE, deep_merge, load_params, resolve
+from talbench.data.synthetic import PHASES, generate, parse_config
+from talbench.data.synthetic.features import ar1, soft_box
+from talbench.data.synthetic.layout import sample_durations
+from talbench.errors import ConfigError
+
+
+def synth_cfg(profile: str, **overrides) -> dict:
+    return deep_merge(resolve(load_params(), profile)["synth"], overrides)
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(root)): hashlib.sha1(f.read_bytes()).hexdigest() for f in sorted(root.rglob("*")) if f.is_file()
+    }
+
+
+def database(root: Path) -> dict:
+    return json.loads((root / "annotations" / "thumos14.json").read_text())["database"]
+
+
+def latents(root: Path, video_id: str) -> dict[str, np.ndarray]:
+    with np.load(root / "latents" / f"{video_id}.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "tiny"
+    generate(synth_cfg("tiny"), root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("synth") / "smoke"
+    report = generate(synth_cfg("smoke"), root)
+    return root, report
+
+
+# ------------------------------------------------------------------ determinism
+def test_same_seed_same_bytes_other_seed_other_bytes(tiny, tmp_path):
+    again = tmp_path / "again"
+    generate(synth_cfg("tiny"), again)
+    assert digest(again) == digest(tiny)
+    other = tmp_path / "other"
+    generate(synth_cfg("tiny", seed=1), other)
+    first = "i3d_features/video_test_0000001.npy"
+    assert digest(other)[first] != digest(tiny)[first]
+
+
+def test_a_video_does_not_depend_on_the_number_of_videos(tiny, tmp_path):
+    fewer = tmp_path / "fewer"
+    generate(synth_cfg("tiny", videos={"train": 2, "test": 1}), fewer)
+    for name in ("i3d_features/video_validation_0000002.npy", "i3d_features/video_test_0000001.npy"):
+        assert (fewer / name).read_bytes() == (tiny / name).read_bytes()
+
+
+# ------------------------------------------------------------------ layout
+def test_actionformer_thumos14_layout(tiny):
+    cfg = synth_cfg("tiny")
+    meta = json.loads((tiny / "synth_meta.json").read_text())
+    db = database(tiny)
+    ids = sorted(db)
+    assert ids[:2] == ["video_test_0000001", "video_test_0000002"]
+    assert sum(v["subset"] == "Validation" for v in db.values()) == cfg["videos"]["train"]
+    assert sum(v["subset"] == "Test" for v in db.values()) == cfg["videos"]["test"]
+    for video_id, video in db.items():
+        assert re.fullmatch(r"video_(validation|test)_\d{7}", video_id)
+        assert video["subset"] == ("Validation" if "validation" in video_id else "Test")
+        assert video["fps"] == 30.0
+        features = np.load(tiny / "i3d_features" / f"{video_id}.npy")
+        assert features.dtype == np.float32 and features.shape[1] == 2 * cfg["feature_dim"]
+        # duration = (stride * (T - 1) + clip) / fps: the I3D grid of the real files
+        assert features.shape[0] == round((video["duration"] * 30.0 - 16) / 4) + 1
+        assert video["annotations"], video_id
+        for ann in video["annotations"]:
+            assert set(ann) == {"label", "segment", "segment(frames)", "label_id"}
+            start, end = ann["segment"]
+            assert 0 <= start < end <= video["duration"]
+            assert ann["segment(frames)"] == pytest.approx([start * 30.0, end * 30.0], abs=0.06)
+            assert meta["classes"][ann["label_id"]] == ann["label"]
+    assert sorted(p.stem for p in (tiny / "i3d_features").glob("*.npy")) == ids
+    assert sorted(p.stem for p in (tiny / "latents").glob("*.npz")) == ids
+
+
+def test_the_project_loader_reads_it_unchanged(tiny):
+    from talbench.data import open_dataset
+
+    cfg = resolve(load_params(), "tiny")
+    cfg["data"].update(source="synthetic", synthetic_root=str(tiny.parent), profile="tiny")
+    dataset = open_dataset(cfg)
+    assert len(dataset.video_ids("train")) == 6 and len(dataset.video_ids("test")) == 6
+    video = dataset.video_ids("test")[0]
+    assert dataset.features(video, "rgb").shape[1] == 16 and dataset.features(video, "both").shape[1] == 32
+    lat = latents(tiny, video)
+    assert dataset.snippet_centers(video).shape == lat["phase"].shape
+    assert len(dataset.instances("test")) == sum(len(v["annotations"]) for v in database(tiny).values() if v["subset"] == "Test")
+
+
+# ------------------------------------------------------------------ latents
+def test_latent_sidecar_matches_annotations(tiny):
+    for video_id, video in database(tiny).items():
+        lat = latents(tiny, video_id)
+        t = (np.arange(lat["phase"].size) * 4 + 8) / 30.0
+        anns = video["annotations"]
+        assert lat["instance_label"].tolist() == [a["label_id"] for a in anns]
+        inside = lat["instance"] >= 0
+        assert np.array_equal(inside, lat["phase"] > 0)
+        for j, ann in enumerate(anns):
+            start, end = ann["segment"]
+            cells = lat["instance"] == j
+            assert cells.any(), (video_id, j)
+            assert np.array_equal(cells, (t >= start) & (t < end))
+            # context inside an instance is its own class; phases run onset <= body <= key <= offset
+            assert (lat["context"][cells] == ann["label_id"]).all()
+            assert (np.diff(lat["phase"][cells]) >= 0).all()
+            assert lat["phase_bounds"][j, 0] == start and lat["phase_bounds"][j, -1] == end
+        assert set(np.unique(lat["phase"])) <= set(range(len(PHASES)))
+        # context outside instances only ever names a class of the video
+        assert set(lat["context"][~inside]) - {-1} <= {a["label_id"] for a in anns}
+
+
+# ------------------------------------------------------------------ statistics
+def test_durations_span_two_orders_of_magnitude():
+    cfg = parse_config(synth_cfg("paper"))
+    d = sample_durations(cfg, np.random.default_rng(0), 20000)
+    assert d.min() >= 1.0 and d.max() <= 60.0
+    assert d.min() < 1.1 and d.max() > 40.0
+    # median of the log-logistic law truncated to [1, 60]: exp(log m + s * logit((F(log 1) + F(log 60)) / 2))
+    lo, hi = (1 / (1 + np.exp(-(np.log([1.0, 60.0]) - np.log(3.0)) / 0.45))).tolist()
+    u = (lo + hi) / 2
+    assert np.median(d) == pytest.approx(np.exp(np.log(3.0) + 0.45 * np.log(u / (1 - u))), rel=0.02)
+    assert (d < 10).mean() > 0.85  # short actions dominate, as in THUMOS14 (95th percentile 10.7 s)
+
+
+def test_smoke_statistics(smoke):
+    root, report = smoke
+    assert report.videos == {"Validation": 40, "Test": 40}
+    assert 0.65 <= report.background_fraction <= 0.8
+    assert 2.5 <= sum(report.instances.values()) / 80 <= 5.5
+    cells = [np.load(f, mmap_mode="r").shape[0] for f in (root / "i3d_features").glob("*.npy")]
+    assert 128 <= min(cells) and max(cells) <= 768 and 200 <= np.mean(cells) <= 600
+    assert report.seconds < 30
+
+
+def test_features_are_non_negative_finite_and_temporally_correlated(smoke):
+    root, _ = smoke
+    x = np.load(root / "i3d_features" / "video_validation_0000001.npy")
+    assert np.isfinite(x).all() and (x >= 0).all()
+    centred = x - x.mean(axis=0)
+    lag1 = (centred[1:] * centred[:-1]).sum(axis=0) / (centred**2).sum(axis=0)
+    assert np.median(lag1) > 0.5
+
+
+def test_context_dominates_the_action_in_rgb_not_in_flow(smoke):
+    root, _ = smoke
+    groups: dict[str, list] = {"coupling": [], "background": [], "action": []}
+    labels: dict[str, list] = {"coupling": [], "action": []}
+    for f in sorted((root / "i3d_features").glob("video_validation_*.npy")):
+        x = np.load(f)
+        lat = latents(root, f.stem)
+        masks = {
+            "coupling": (lat["phase"] == 0) & (lat["context"] >= 0),
+            "background": (lat["phase"] == 0) & (lat["context"] < 0),
+            "action": lat["phase"] > 0,
+        }
+        for kind, mask in masks.items():
+            groups[kind].append(x[mask])
+            if kind in labels:
+                labels[kind].append(lat["context"][mask])
+    x = {k: np.concatenate(v) for k, v in groups.items()}
+    y = {k: np.concatenate(v) for k, v in labels.items()}
+    dim = 64
+    ratios = {}
+    for stream, cols in (("rgb", slice(0, dim)), ("flow", slice(dim, 2 * dim)), ("both", slice(0, 2 * dim))):
+        background = x["background"][:, cols].mean(axis=0)
+        context_effect, action_effect = [], []
+        for c in np.unique(y["action"]):
+            coupling = x["coupling"][y["coupling"] == c][:, cols].mean(axis=0)
+            action = x["action"][y["action"] == c][:, cols].mean(axis=0)
+            context_effect.append(((coupling - background) ** 2).sum())
+            action_effect.append(((action - coupling) ** 2).sum())
+        ratios[stream] = np.mean(context_effect) / np.mean(action_effect)
+    # RefactorNet: context dominates the action in the features used (RGB, both); Flow is motion-dominated
+    assert ratios["rgb"] > 3 and ratios["both"] > 2, ratios
+    assert ratios["flow"] < 1.5 and ratios["flow"] < ratios["rgb"] / 4, ratios
+
+
+# ------------------------------------------------------------------ building blocks
+def test_ar1_equals_the_recursion_and_is_stationary():
+    rng = np.random.default_rng(0)
+    eta = rng.standard_normal((300, 3))
+    rho = 0.8
+    expected = np.empty_like(eta)
+    expected[0] = eta[0]
+    for t in range(1, eta.shape[0]):
+        expected[t] = rho * expected[t - 1] + np.sqrt(1 - rho**2) * eta[t]
+    np.testing.assert_allclose(ar1(eta, rho), expected, rtol=1e-9, atol=1e-9)
+    long = ar1(rng.standard_normal((20000, 4)), rho)
+    assert long.var() == pytest.approx(1.0, abs=0.05)
+    assert (long[1:] * long[:-1]).mean() == pytest.approx(rho, abs=0.05)
+
+
+def test_soft_box_is_a_blurred_indicator():
+    t = np.array([0.0, 1.0, 2.0, 3.0, 10.0])
+    w = soft_box(t, np.array([1.0]), np.array([3.0]), 0.01)[:, 0]
+    np.testing.assert_allclose(w, [0, 0.5, 1, 0.5, 0], atol=1e-6)
+    blurred = soft_box(t, np.array([1.0]), np.array([3.0]), 0.5)[:, 0]
+    assert 0 < blurred[0] < 0.2 and 0.5 < blurred[2] < 1
+
+
+# ------------------------------------------------------------------ configuration and CLI
+def test_bad_configuration_names_the_key():
+    cfg = synth_cfg("tiny")
+    with pytest.raises(ConfigError, match=r"synth\.phases\.onst"):
+        parse_config({**cfg, "phases": {**cfg["phases"], "onst": 0.1}})
+    with pytest.raises(ConfigError, match=r"synth: .*num_families \(99\) must be <= num_classes \(4\)"):
+        parse_config({**cfg, "num_families": 99})
+    broken = copy.deepcopy(cfg)
+    broken["duration"]["median_s"] = 100.0
+    with pytest.raises(ConfigError, match=r"synth\.duration"):
+        parse_config(broken)
+
+
+def test_tiny_profile_through_the_cli(tmp_path):
+    out = tmp_path / "cli"
+    began = time.perf_counter()
+    result = CliRunner().invoke(app, ["synth", "--profile", "tiny", "--out", str(out), "--params", str(PARAMS_FILE)])
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - began < 10
+    assert "Validation" in result.output and "Test" in result.output
+    assert len(list((out / "i3d_features").glob("*.npy"))) == 12
+    assert not list(tmp_path.glob(".cli.*")), "temporary folder left behind"

@@ -1,0 +1,215 @@
+"""Detection mAP: real goldens, agreement with the literal official loop, properties, decisions, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers.eval_reference import interpolated_prec_rec, reference_map
+from helpers.paths import SHARED_DATA
+
+from talbench.errors import DataError
+from talbench.eval.detection import evaluate_detection, interpolated_ap, tie_sensitivity
+from talbench.eval.io import load_cbr_detections, load_ground_truth, load_predictions
+from talbench.eval.tiou import paired_tiou, pairwise_tiou
+
+DATA = SHARED_DATA
+AUTOLOC = DATA / "golden" / "autoloc_thumos14"
+CBR = DATA / "golden" / "cbr_thumos14"
+THUMOS_JSON = DATA / "thumos14" / "annotations" / "thumos14.json"
+
+AUTOLOC_MAP = [46.6737, 41.7076, 35.7702, 29.0167, 21.2054, 13.3954, 5.7969, 1.5566, 0.2086]
+CBR_MAP = [59.5196, 56.1937, 49.9649, 41.8214, 31.3348, 18.4445, 8.8977]
+
+
+def _thresholds(lo, hi, n):
+    return np.linspace(lo, hi, n)
+
+
+def test_autoloc_golden():
+    gt = load_ground_truth(AUTOLOC / "autoloc_gt.json", "test")
+    pred = load_predictions(AUTOLOC / "autoloc_pred.json")
+    assert (len(gt), len(pred)) == (3234, 20763)
+    result = evaluate_detection(gt, pred, _thresholds(0.1, 0.9, 9))
+    np.testing.assert_allclose(result.map, AUTOLOC_MAP, atol=1e-4 + 5e-5)
+    assert abs(result.average_map - 21.7035) < 1e-4 + 5e-5
+    assert result.per_class_ap.shape == (20, 9)
+    np.testing.assert_allclose(result.per_class_ap.mean(axis=0).to_numpy(), result.map, rtol=1e-12)
+
+
+def test_cbr_golden_with_inverted_rows():
+    gt = load_ground_truth(THUMOS_JSON, "Test")
+    pred = load_cbr_detections(CBR / "CBR_THUMOS-14_IoU0.5.txt")
+    assert (len(gt), len(pred), int((pred["end"] < pred["start"]).sum())) == (3358, 12653, 1771)
+    result = evaluate_detection(gt, pred, _thresholds(0.1, 0.7, 7))
+    np.testing.assert_allclose(result.map, CBR_MAP, atol=1e-4 + 5e-5)
+
+
+def test_tie_sensitivity_of_cbr_golden():
+    gt = load_ground_truth(THUMOS_JSON, "Test")
+    pred = load_cbr_detections(CBR / "CBR_THUMOS-14_IoU0.5.txt")
+    sens = tie_sensitivity(gt, pred, _thresholds(0.1, 0.7, 7))
+    np.testing.assert_allclose(sens.official.map, CBR_MAP, atol=1.5e-4)
+    assert sens.n_tied_predictions == 497
+    assert 0.005 < sens.max_abs_delta < 0.5  # ties move this real output's mAP by ~0.017 points
+    assert abs(sens.delta_average_map) < sens.max_abs_delta
+
+
+def _random_case(seed: int, n_videos=6, n_labels=4, n_gt=40, n_pred=300):
+    rng = np.random.default_rng(seed)
+    videos = [f"v{i}" for i in range(n_videos)]
+    labels = [f"c{i}" for i in range(n_labels)]
+    gs = rng.uniform(0, 90, n_gt)
+    gt = pd.DataFrame({
+        "video_id": rng.choice(videos, n_gt), "label": rng.choice(labels, n_gt),
+        "start": gs, "end": gs + rng.uniform(1, 15, n_gt),
+    })
+    base = gt.iloc[rng.integers(0, n_gt, n_pred)].reset_index(drop=True)
+    jitter = rng.normal(0, 2.0, (n_pred, 2))
+    pred = pd.DataFrame({
+        "video_id": base["video_id"].to_numpy(), "label": base["label"].to_numpy(),
+        "start": base["start"].to_numpy() + jitter[:, 0], "end": base["end"].to_numpy() + jitter[:, 1],
+        "score": np.round(rng.uniform(0, 1, n_pred), 1),  # many ties
+    })
+    # some predictions with another label, on an unannotated video, inverted
+    swap = rng.random(n_pred) < 0.2
+    pred.loc[swap, "label"] = rng.choice(labels, int(swap.sum()))
+    pred.loc[rng.random(n_pred) < 0.05, "video_id"] = "unannotated"
+    inv = rng.random(n_pred) < 0.05
+    pred.loc[inv, ["start", "end"]] = pred.loc[inv, ["end", "start"]].to_numpy()
+    return gt, pred
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("tie_break", ["official", "stable"])
+def test_agrees_with_literal_official_loop(seed, tie_break):
+    gt, pred = _random_case(seed)
+    thresholds = [0.1, 0.3, 0.5, 0.7, 0.9]
+    ref_class, ref_map = reference_map(gt, pred, thresholds, tie_break=tie_break)
+    result = evaluate_detection(gt, pred, thresholds, tie_break=tie_break)
+    np.testing.assert_allclose(result.per_class_ap.to_numpy(), ref_class, atol=1e-10)
+    np.testing.assert_allclose(result.map, ref_map, atol=1e-10)
+
+
+def test_crowded_ground_truth_agrees_with_loop():
+    """Many overlapping GT and predictions in one video: long proposal chains in the deferred acceptance."""
+    rng = np.random.default_rng(7)
+    gs = np.sort(rng.uniform(0, 30, 30))
+    gt = pd.DataFrame({"video_id": "v", "label": "a", "start": gs, "end": gs + rng.uniform(2, 6, 30)})
+    ps = rng.uniform(0, 30, 400)
+    pred = pd.DataFrame({"video_id": "v", "label": "a", "start": ps, "end": ps + rng.uniform(1, 7, 400),
+                         "score": rng.uniform(0, 1, 400)})
+    thresholds = [0.1, 0.2, 0.3, 0.5]
+    _, ref_map = reference_map(gt, pred, thresholds)
+    np.testing.assert_allclose(evaluate_detection(gt, pred, thresholds).map, ref_map, atol=1e-10)
+
+
+def test_perfect_predictions_give_100():
+    gt, _ = _random_case(3)
+    pred = gt.assign(score=np.linspace(1.0, 0.1, len(gt)))
+    result = evaluate_detection(gt, pred, [0.5, 0.95, 1.0])
+    np.testing.assert_allclose(result.map, 100.0)
+    assert result.average_map == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("tie_break", ["official", "stable"])
+def test_lowest_scored_false_positive_never_raises_ap(seed, tie_break):
+    """Holds for distinct scores; with tied scores only for the stable order: numpy's unstable
+    ``argsort`` may reorder ties once a row is added (see docs/evaluation.md)."""
+    gt, pred = _random_case(seed)
+    if tie_break == "official":
+        pred = pred.assign(score=pred["score"] + np.arange(len(pred)) * 1e-6)  # distinct scores
+    thresholds = [0.3, 0.5, 0.7]
+    before = evaluate_detection(gt, pred, thresholds, tie_break=tie_break)
+    row = gt.iloc[[seed]]
+    extra = pd.DataFrame({"video_id": row["video_id"].to_numpy(), "label": row["label"].to_numpy(),
+                          "start": [500.0], "end": [510.0], "score": [pred["score"].min() - 1.0]})
+    after = evaluate_detection(gt, pd.concat([pred, extra], ignore_index=True), thresholds, tie_break=tie_break)
+    assert after.n_pred == before.n_pred + 1
+    assert np.all(after.per_class_ap.to_numpy() <= before.per_class_ap.to_numpy() + 1e-12)
+    assert np.all(after.map <= before.map + 1e-12)
+
+
+def test_prediction_on_video_without_gt_is_false_positive():
+    gt = pd.DataFrame({"video_id": ["a"], "label": ["x"], "start": [0.0], "end": [10.0]})
+    pred = pd.DataFrame({"video_id": ["b", "a"], "label": ["x", "x"], "start": [0.0, 0.0], "end": [10.0, 10.0],
+                         "score": [0.9, 0.5]})
+    # ranks: FP then TP -> precision 1/2 at recall 1 -> AP 0.5
+    assert evaluate_detection(gt, pred, [0.5]).map[0] == pytest.approx(50.0)
+
+
+def test_each_gt_matched_once_and_highest_tiou_first():
+    gt = pd.DataFrame({"video_id": "v", "label": "x", "start": [0.0, 8.0], "end": [10.0, 18.0]})
+    pred = pd.DataFrame({"video_id": "v", "label": "x", "start": [1.0, 0.0, 0.0], "end": [10.0, 10.0, 10.0],
+                         "score": [0.9, 0.8, 0.7]})
+    # first takes GT0 (tIoU 0.9), second finds GT0 locked and GT1 below 0.5 -> FP, third FP
+    result = evaluate_detection(gt, pred, [0.5])
+    assert result.map[0] == pytest.approx(50.0)
+
+
+def test_zero_length_segments_never_match():
+    gt = pd.DataFrame({"video_id": "v", "label": "x", "start": [5.0, 1.0], "end": [5.0, 3.0]})
+    pred = pd.DataFrame({"video_id": "v", "label": "x", "start": [5.0, 1.0], "end": [5.0, 3.0],
+                         "score": [0.9, 0.8]})
+    # official: 0/0 = NaN counts as TP; here tIoU 0 -> first is FP, second TP: AP = 1/2 * 1/2
+    assert evaluate_detection(gt, pred, [0.5]).map[0] == pytest.approx(25.0)
+    assert pairwise_tiou(np.array([[5.0, 5.0]]), np.array([[5.0, 5.0], [4.0, 6.0]])).tolist() == [[0.0, 0.0]]
+
+
+def test_unknown_labels_are_ignored_with_counted_warning():
+    gt = pd.DataFrame({"video_id": ["a"], "label": ["x"], "start": [0.0], "end": [10.0]})
+    pred = pd.DataFrame({"video_id": ["a", "a", "a"], "label": ["y", "x", "y"], "start": [0.0] * 3,
+                         "end": [10.0] * 3, "score": [0.9, 0.5, 0.4]})
+    with pytest.warns(UserWarning, match=r"2 prediction\(s\) with label\(s\) absent"):
+        result = evaluate_detection(gt, pred, [0.5])
+    assert result.ignored_predictions == {"y": 2}
+    assert result.map[0] == pytest.approx(100.0)
+    assert list(result.per_class_ap.index) == ["x"]
+
+
+def test_class_without_predictions_counts_zero():
+    gt = pd.DataFrame({"video_id": ["a", "a"], "label": ["x", "y"], "start": [0.0, 20.0], "end": [10.0, 30.0]})
+    pred = pd.DataFrame({"video_id": ["a"], "label": ["x"], "start": [0.0], "end": [10.0], "score": [1.0]})
+    result = evaluate_detection(gt, pred, [0.5, 0.7])
+    np.testing.assert_allclose(result.map, [50.0, 50.0])
+    assert result.per_class_ap.loc["y"].tolist() == [0.0, 0.0]
+
+
+def test_to_json_layout():
+    gt, pred = _random_case(4)
+    out = evaluate_detection(gt, pred, [0.3, 0.5]).to_json()
+    assert list(out) == ["tiou", "map", "average_map", "per_class_ap"]
+    assert out["tiou"] == [0.3, 0.5]
+    assert all(len(v) == 2 for v in out["per_class_ap"].values())
+    assert out["average_map"] == pytest.approx(np.mean(out["map"]))
+
+
+def test_interpolated_ap_matches_official_loop():
+    rng = np.random.default_rng(0)
+    tp = rng.random((3, 50)) < 0.4
+    tpc, fpc = np.cumsum(tp, axis=1), np.cumsum(~tp, axis=1)
+    prec, rec = tpc / (tpc + fpc), tpc / 30.0
+    ours = interpolated_ap(prec, rec)
+    np.testing.assert_allclose(ours, [interpolated_prec_rec(prec[i], rec[i]) for i in range(3)], atol=1e-12)
+
+
+def test_tiou_values():
+    assert paired_tiou(np.array([[0.0, 10.0], [2.0, 4.0]]), np.array([[5.0, 15.0], [6.0, 8.0]])).tolist() == [
+        pytest.approx(5 / 15), 0.0]
+    assert pairwise_tiou(np.array([[4.0, 2.0]]), np.array([[2.0, 4.0]])).tolist() == [[0.0]]  # inverted
+    with pytest.raises(ValueError, match="shape"):
+        pairwise_tiou(np.zeros(3), np.zeros((2, 2)))
+
+
+def test_bad_input_errors_name_video_and_field():
+    gt = pd.DataFrame({"video_id": ["a"], "label": ["x"], "start": [0.0], "end": [10.0]})
+    pred = pd.DataFrame({"video_id": ["vid7"], "label": ["x"], "start": [0.0], "end": [np.nan], "score": [1.0]})
+    with pytest.raises(DataError, match=r"predictions: video 'vid7' field 'end' is not a finite number"):
+        evaluate_detection(gt, pred, [0.5])
+    with pytest.raises(DataError, match=r"ground truth: missing column\(s\) \['end'\]"):
+        evaluate_detection(gt.drop(columns="end"), pred, [0.5])
+    with pytest.raises(ValueError, match=r"tIoU thresholds must lie in \(0, 1\]"):
+        evaluate_detection(gt, pred.fillna(1.0), [0.0, 0.5])
+    with pytest.raises(ValueError, match="tie_break"):
+        evaluate_detection(gt, pred.fillna(1.0), [0.5], tie_break="random")

@@ -1,0 +1,1 @@
+"""Test helpers (not tests): reference implementations, a small real runner, project fixtures, paths."""

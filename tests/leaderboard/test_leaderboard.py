@@ -1,0 +1,349 @@
+"""Claim verdicts (every kind, every verdict) and leaderboard generation from fabricated results.
+
+All run ids, metrics and dates below are TEST DATA made up for these tests, not measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from talbench.benchmark.schema import BENCHMARKS_DIR, Benchmark
+from talbench.errors import ConfigError
+from talbench.leaderboard.claims import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_APPLICABLE,
+    Rule,
+    Stat,
+    judge_check,
+    judge_published,
+)
+from talbench.leaderboard.generate import load_rule, write_leaderboards
+
+RULE = Rule(spread_k=1.0, min_seeds=2)
+ROWS = ["base", "a", "b", "c"]
+
+
+def _bench(claims: list[dict] | None = None) -> Benchmark:
+    return Benchmark.model_validate(
+        {
+            "id": "dnet.table1", "paper": "dnet", "title": "test table", "dataset": "thumos14", "split": "test",
+            "features": "test", "metric": "mAP", "columns": ["m", "n"], "status": "pending",
+            "pending_reason": "test",
+            "rows": [{"name": r, "published": {"m": 50.0 + i, "n": 10.0}} for i, r in enumerate(ROWS)],
+            "claims": claims or [],
+        }
+    )
+
+
+def _judge(check: dict, stats: dict[str, Stat], rule: Rule | None = RULE):
+    bench = _bench([{"text": "t", "source": "test", "check": check}])
+    return judge_check(bench, bench.claims[0].check, lambda row, metric: stats.get(row), rule).verdict
+
+
+def S(mean: float, std: float = 0.5, n: int = 3) -> Stat:
+    return Stat(mean, std, n)
+
+
+GREATER = {"kind": "greater", "a": "a", "b": "base", "metrics": ["m"]}
+
+
+@pytest.mark.parametrize(
+    ("stats", "verdict"),
+    [
+        ({"a": S(52.0), "base": S(50.0)}, HOLDS),  # diff 2 > spread 1
+        ({"a": S(48.0), "base": S(50.0)}, FAILS),
+        ({"a": S(50.9), "base": S(50.0)}, INCONCLUSIVE),  # |diff| 0.9 <= 0.5 + 0.5
+        ({"a": S(49.1), "base": S(50.0)}, INCONCLUSIVE),
+        ({"a": S(52.0, n=1), "base": S(50.0, n=1)}, INCONCLUSIVE),  # one seed cannot judge
+        ({"a": S(52.0)}, NOT_APPLICABLE),  # base not reproduced
+    ],
+)
+def test_greater(stats, verdict):
+    assert _judge(GREATER, stats) == verdict
+
+
+def test_spread_multiplier_and_zero_spread():
+    stats = {"a": S(51.5), "base": S(50.0)}
+    assert _judge(GREATER, stats, Rule(spread_k=1.0)) == HOLDS
+    assert _judge(GREATER, stats, Rule(spread_k=2.0)) == INCONCLUSIVE
+    # deterministic metrics (parameter counts) have std 0 over seeds: judged exactly
+    assert _judge(GREATER, {"a": S(11.7, 0.0), "base": S(10.1, 0.0)}) == HOLDS
+    assert _judge(GREATER, {"a": S(10.1, 0.0), "base": S(10.1, 0.0)}) == FAILS
+
+
+@pytest.mark.parametrize(
+    ("bounds", "stats", "verdict"),
+    [
+        ({"min": 2.0}, {"a": S(53.5), "base": S(50.0)}, HOLDS),
+        ({"min": 2.0}, {"a": S(50.5), "base": S(50.0)}, FAILS),
+        ({"min": 2.0}, {"a": S(52.5), "base": S(50.0)}, INCONCLUSIVE),
+        ({"max": 0.0}, {"a": S(48.0), "base": S(50.0)}, HOLDS),
+        ({"max": 0.0}, {"a": S(50.2), "base": S(50.0)}, INCONCLUSIVE),
+        ({"min": -0.1, "max": 0.1}, {"a": S(50.05, 0.01), "base": S(50.0, 0.01)}, HOLDS),
+        ({"min": -0.1, "max": 0.1}, {"a": S(51.0, 0.01), "base": S(50.0, 0.01)}, FAILS),
+    ],
+)
+def test_delta(bounds, stats, verdict):
+    assert _judge({"kind": "delta", "a": "a", "b": "base", "metrics": ["m"], **bounds}, stats) == verdict
+
+
+@pytest.mark.parametrize(
+    ("stats", "verdict"),
+    [
+        ({"a": S(26.1, 0.0), "base": S(9.5, 0.0)}, HOLDS),
+        ({"a": S(20.0, 0.0), "base": S(9.5, 0.0)}, FAILS),
+        ({"a": S(27.0, 1.0), "base": S(10.0, 0.5)}, INCONCLUSIVE),  # [26/10.5, 28/9.5] = [2.48, 2.95]
+    ],
+)
+def test_ratio(stats, verdict):
+    assert _judge({"kind": "ratio", "a": "a", "b": "base", "metrics": ["m"], "min": 2.7}, stats) == verdict
+
+
+def test_best_ignores_diagnostic_rows():
+    raw = _bench().model_dump()
+    raw["rows"].append({"name": "diag", "diagnostic": "what if?", "reproduce": {"overrides": {}}})
+    raw["claims"] = [{"text": "t", "source": "test", "check": {"kind": "best", "a": "c", "metrics": ["m"]}}]
+    bench = Benchmark.model_validate(raw)
+    stats = {"base": S(50.0), "a": S(52.0), "b": S(54.0), "c": S(57.0), "diag": S(70.0)}
+    assert judge_check(bench, bench.claims[0].check, lambda row, metric: stats.get(row), RULE).verdict == HOLDS
+    assert [r.name for r in bench.paper_rows] == ROWS
+
+
+def test_best_order_gain_larger_and_all():
+    everyone = {"base": S(50.0), "a": S(52.0), "b": S(54.0), "c": S(57.0)}
+    assert _judge({"kind": "best", "a": "c", "metrics": ["m"]}, everyone) == HOLDS
+    assert _judge({"kind": "best", "a": "b", "metrics": ["m"]}, everyone) == FAILS
+    assert _judge({"kind": "best", "a": "b", "metrics": ["m"], "others": ["a", "base"]}, everyone) == HOLDS
+    assert _judge({"kind": "best", "a": "c", "metrics": ["m"]}, {**everyone, "b": S(56.6)}) == INCONCLUSIVE
+    assert _judge({"kind": "order", "rows": ["base", "a", "b", "c"], "metrics": ["m"]}, everyone) == HOLDS
+    assert _judge({"kind": "order", "rows": ["base", "b", "a"], "metrics": ["m"]}, everyone) == FAILS
+    gain = {"kind": "gain_larger", "a": "c", "b": "a", "base": "base", "metrics": ["m"]}
+    assert _judge(gain, everyone) == HOLDS
+    assert _judge({**gain, "a": "a", "b": "c"}, everyone) == FAILS
+    holds, fails = dict(GREATER), {**GREATER, "a": "base", "b": "c"}
+    inconclusive = {**GREATER, "a": "a", "b": "base"}
+    close = {**everyone, "a": S(50.5)}
+    assert _judge({"kind": "all", "checks": [holds, holds]}, everyone) == HOLDS
+    assert _judge({"kind": "all", "checks": [holds, inconclusive]}, close) == INCONCLUSIVE
+    assert _judge({"kind": "all", "checks": [inconclusive, fails]}, close) == FAILS
+
+
+def test_published_numbers_are_judged_exactly():
+    bench = _bench()
+    tie = {"kind": "greater", "a": "a", "b": "base", "metrics": ["n"]}  # 10.0 vs 10.0
+    assert judge_check(bench, _bench([{"text": "t", "source": "s", "check": tie}]).claims[0].check,
+                       lambda r, m: Stat(bench.row(r).published[m])).verdict == FAILS
+    # 54.8 - 52.6 is 2.1999999999999957 in floating point: it still meets a published '>= 2.2'
+    delta = {"kind": "delta", "a": "a", "b": "base", "metrics": ["m"], "min": 2.2}
+    stats = {"a": Stat(54.8), "base": Stat(52.6)}
+    assert _judge(delta, stats, rule=None) == HOLDS
+
+
+def test_real_data_only_claims_are_not_judged_on_synthetic_data():
+    from talbench.leaderboard.claims import judge_reproduced
+
+    check = {"kind": "delta", "a": "a", "b": "base", "metrics": ["m"], "min": 2.0}
+    bench = _bench([{"text": "t", "source": "s", "check": check, "real_data_only": True}])
+    stats = {"a": {"m": S(55.0)}, "base": {"m": S(50.0)}}
+    assert judge_reproduced(bench, bench.claims[0], stats, RULE, synthetic=True).verdict == NOT_APPLICABLE
+    assert judge_reproduced(bench, bench.claims[0], stats, RULE, synthetic=False).verdict == HOLDS
+    assert judge_published(bench, bench.claims[0]).verdict == FAILS  # published 51 - 50 < 2
+
+
+# ------------------------------------------------------------------ generation from fabricated results
+FAKE_RUNS = {  # TEST DATA: made-up fusion mAPs per seed
+    "Baseline (A-Net)": [40.0, 41.0, 42.0],
+    "+ MLP1 (shared MLP)": [41.0, 41.5, 42.5],
+    "+ MLP2 (two MLPs)": [41.5, 42.0, 43.5],
+    "+ D-Net": [45.0, 46.0, 47.0],
+}
+
+
+def _activate(tmp_bench: Path) -> None:
+    raw = yaml.safe_load((BENCHMARKS_DIR / "dnet.table1.yaml").read_text(encoding="utf-8"))
+    raw["status"], raw["pending_reason"] = "active", None
+    for row in raw["rows"]:
+        if row["name"] in FAKE_RUNS:
+            row["reproduce"] = {"overrides": {}}
+    (tmp_bench / "dnet.table1.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    for table_id in ("dnet.table2", "refactornet.table2"):  # kept pending: their stale results must not show
+        raw = yaml.safe_load((BENCHMARKS_DIR / f"{table_id}.yaml").read_text(encoding="utf-8"))
+        raw["status"], raw["pending_reason"] = "pending", "model lands with issue #5"
+        raw["rows"] = [row for row in raw["rows"] if "diagnostic" not in row]  # a pending table runs nothing
+        for row in raw["rows"]:
+            row.pop("reproduce", None)
+        (tmp_bench / f"{table_id}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+
+
+def _fake_result(rows: dict[str, list[float]] = FAKE_RUNS) -> dict:
+    out_rows = []
+    for r, (name, values) in enumerate(rows.items()):
+        runs = [
+            {"seed": s, "run_id": f"testrun{r}{s}", "reused": s == 2,
+             "metrics": {"fusion": v, "rgb": v - 5, "flow": v + 3, "params_m": 11.7}}
+            for s, v in enumerate(values)
+        ]
+        out_rows.append({"name": name, "config_hash": "c", "train_hash": "t", "runs": runs})
+    return {
+        "table": "dnet.table1", "paper": "dnet", "created": "2026-11-22T12:00:00Z", "git_commit": "abc123",
+        "git_dirty": False,
+        "data": {"source": "synthetic", "profile": "smoke", "features": "synthetic I3D-layout", "checksum": "ff"},
+        "tracking_uri": "sqlite:////tmp/test-mlflow.db", "experiment": "talbench", "parent_run_id": "testparent",
+        "seeds": [0, 1, 2], "rows": out_rows,
+    }
+
+
+FAKE_TUNE = {  # TEST DATA
+    "study": "dnet-lambdas", "paper": "dnet", "table": "dnet.table1", "row": "+ D-Net",
+    "objective": "fusion/mAP_0.5 on holdout", "n_trials": 12, "created": "2026-11-22T13:00:00Z",
+    "git_commit": "abc123", "data": {"source": "synthetic", "profile": "smoke"},
+    "params": [{"name": "dnet.lambda_rec", "published": 1.0, "tuned": 0.25, "importance": 0.8}],
+    "validation": {"split": "holdout", "published": {"mean": 30.0, "std": 1.0, "run_ids": ["tunerun1"]},
+                   "tuned": {"mean": 33.0, "std": 0.5, "run_ids": ["tunerun2"]}},
+    "test": {"split": "test", "published": {"mean": 40.0, "std": 1.0, "run_ids": ["tunerun3"]},
+             "tuned": {"mean": 41.0, "std": 1.0, "run_ids": ["tunerun4"]}},
+    "plot": "plots/tune/dnet-lambdas.png",
+    "sensitivity": {"n_complete": 9, "min": 20.0, "max": 35.5, "max_minus_min": 15.5, "std": 4.25},
+    "n_pruned": 3, "seconds_saved_by_pruning": 120.4,
+}
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    bench_dir, results = tmp_path / "benchmarks", tmp_path / "results"
+    bench_dir.mkdir()
+    (results / "tune").mkdir(parents=True)
+    _activate(bench_dir)
+    (results / "dnet.table1.json").write_text(json.dumps(_fake_result()), encoding="utf-8")
+    stale = _fake_result() | {"table": "dnet.table2"}
+    (results / "dnet.table2.json").write_text(json.dumps(stale), encoding="utf-8")  # pending: ignored
+    (results / "proposals.json").write_text("{}", encoding="utf-8")  # another stage's file: not a table
+    (results / "tune" / "dnet-lambdas.json").write_text(json.dumps(FAKE_TUNE), encoding="utf-8")
+    return tmp_path
+
+
+def _write(ws: Path, out: str = "lb") -> Path:
+    write_leaderboards(ws / "results", ws / out, Console(quiet=True), benchmarks_dir=ws / "benchmarks",
+                       rule=RULE, repo_root=ws)
+    return ws / out
+
+
+def test_leaderboard_pages(workspace):
+    out = _write(workspace)
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "cltdr_gmg.md", "dnet.md", "refactornet.md",
+                                                      "talnet.md"]
+    page = (out / "dnet.md").read_text(encoding="utf-8")
+    assert "| Data | synthetic |" in page and "| Git commit | abc123 |" in page and "| Seeds | 0, 1, 2 |" in page
+    assert "absolute values are not comparable" in page
+    # + D-Net fusion: published 57.02, reproduced mean 46 ± 1 (sample std), difference -11.02
+    assert "57.02 · **46.00 ± 1.00** (-11.02)" in page
+    assert "seed 0 `testrun30`, seed 1 `testrun31`, seed 2 `testrun32` (reused)" in page
+    assert "parent run `testparent`" in page
+
+    def reproduction(claim_start: str) -> str:
+        line = next(line for line in page.splitlines() if line.startswith(f"| {claim_start}"))
+        return line.split(" | ")[3]
+
+    # D-Net 46 ± 1 beats MLP2 42.33 ± 1.04 by more than the spread on every stream
+    assert reproduction("+ D-Net beats every other row").startswith("**holds**")
+    # MLP1 41.67 ± 0.76 vs Baseline 41 ± 1: difference within the spread
+    assert reproduction("+ MLP1 and + MLP2").startswith("**inconclusive**")
+    assert reproduction("D-Net gain over Baseline").startswith("**holds**")
+    assert reproduction("the disentanglement network improves").startswith("**n/a** (threshold is a number")
+    assert "dnet.table2" in page and "Status: **pending**: model lands with issue #5" in page
+    assert "## Tuning" in page and "| `dnet.lambda_rec` | 1.0 | 0.25 | 0.80 |" in page
+    assert "| validation (holdout) | 30.00 ± 1.00 | 33.00 ± 0.50 | +3.00 |" in page
+    assert "![dnet-lambdas](../plots/tune/dnet-lambdas.png)" in page
+    assert "objective spans 20.00 to 35.50 (range 15.50, std 4.25)" in page
+    assert "Pruned: 3 of 12 trials, about 120 s of training saved." in page
+    index = (out / "README.md").read_text(encoding="utf-8")
+    assert "| [D-Net (AAAI 2022)](dnet.md) | 1 / 1 / 2 | 4 / 4 | 6 | 6 | 2 / 0 / 1 / 1 |" in index
+
+
+def test_diagnostic_row_is_shown_but_never_judged(workspace):
+    path = workspace / "benchmarks" / "dnet.table1.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["rows"].append({"name": "D-Net, no A-Net", "diagnostic": "does A-Net matter?", "reproduce": {"overrides": {}}})
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    runs = {**FAKE_RUNS, "D-Net, no A-Net": [60.0, 61.0, 62.0]}  # TEST DATA: beats + D-Net by far
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(_fake_result(runs)), encoding="utf-8")
+    out = _write(workspace)
+    page = (out / "dnet.md").read_text(encoding="utf-8")
+    assert "| *D-Net, no A-Net* (diagnostic) | — · **56.00 ± 1.00** |" in page
+    assert "Diagnostic row *D-Net, no A-Net* (talbench's, not in the paper): does A-Net matter?" in page
+    claim = next(line for line in page.splitlines() if line.startswith("| + D-Net beats every other row"))
+    assert claim.split(" | ")[3].startswith("**holds**")  # the diagnostic row is no competitor
+    index = (out / "README.md").read_text(encoding="utf-8")
+    assert "| [D-Net (AAAI 2022)](dnet.md) | 1 / 1 / 2 | 4 / 4 |" in index  # counts the paper's rows only
+
+
+def test_no_number_without_a_run(workspace):
+    partial = {k: v for k, v in FAKE_RUNS.items() if k != "+ MLP2 (two MLPs)"}
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(_fake_result(partial)), encoding="utf-8")
+    page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
+    table1 = page.split("## dnet.table1")[1].split("## dnet.table2")[0]
+    reproduced_lines = [line for line in table1.splitlines() if "±" in line and line.startswith("| ")]
+    names = {line.split(" | ")[0].removeprefix("| ") for line in reproduced_lines if "testrun" not in line}
+    assert names == set(partial)  # every reproduced cell belongs to a row with listed runs
+    assert "+ MLP2 (two MLPs) | 46.31 | 52.70 | 55.09 | 11.7 |" in table1  # not run: published only
+    stale = page.split("## dnet.table2")[1]
+    assert "±" not in stale.split("## ")[0]  # the pending table's stale results never show
+    data = _fake_result()
+    data["rows"][0]["runs"] = []
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"dnet\.table1\.json: rows\.0\.runs"):
+        _write(workspace, "lb2")
+    data["rows"][0]["runs"] = [{"seed": 0, "run_id": "", "metrics": {"fusion": 1.0}}]
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"rows\.0\.runs\.0\.run_id"):
+        _write(workspace, "lb2")
+    assert not (workspace / "lb2").exists()  # nothing half-written
+
+
+def test_results_naming_unknown_rows_or_columns_are_errors(workspace):
+    data = _fake_result({"F_cls / F_loc": [1.0, 2.0]})
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"rows\[0\]\.name: 'F_cls / F_loc' is not a row of dnet\.table1"):
+        _write(workspace)
+    data = _fake_result()
+    data["rows"][0]["runs"][0]["metrics"]["fusion_mAP"] = 3.0
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"rows\[0\]\.runs\[0\]\.metrics: unknown column\(s\) \['fusion_mAP'\]"):
+        _write(workspace)
+
+
+def test_output_is_deterministic_and_replaced_atomically(workspace):
+    first = {p.name: p.read_bytes() for p in _write(workspace).iterdir()}
+    (workspace / "lb" / "old.md").write_text("stale", encoding="utf-8")
+    second = {p.name: p.read_bytes() for p in _write(workspace).iterdir()}
+    assert first == second
+
+
+def test_single_seed_results_are_inconclusive(workspace):
+    data = _fake_result({name: values[:1] for name, values in FAKE_RUNS.items()})
+    data["seeds"] = [0]
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(data), encoding="utf-8")
+    page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
+    assert "**45.00 ± 0.00**" in page
+    gain = next(line for line in page.splitlines() if line.startswith("| D-Net gain over Baseline"))
+    assert re.search(r"\*\*(inconclusive|n/a)\*\*", gain.split(" | ")[3])
+    assert "1 seed(s), needs 2" in page
+
+
+def test_rule_comes_from_params_yaml(tmp_path):
+    assert load_rule() == Rule(spread_k=1.0, min_seeds=2)
+    bad = tmp_path / "params.yaml"
+    bad.write_text("leaderboard: {spread_k: 1.0, min_seeds: 1}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="min_seeds >= 2"):
+        load_rule(bad)
+    bad.write_text("data: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="leaderboard: missing section"):
+        load_rule(bad)

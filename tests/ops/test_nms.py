@@ -1,0 +1,118 @@
+"""NMS and Soft-NMS: hand-computed cases and agreement with a literal per-box loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from talbench.ops.nms import batched_nms, nms, nms_per_class, nms_per_video, soft_nms
+
+
+def _loop_soft_nms(segments, scores, method, iou_threshold, sigma, min_score):
+    """Bodla et al.'s Soft-NMS algorithm box by box (the textbook loop)."""
+    segs, sc, idx = segments.copy(), scores.astype(float).copy(), list(range(len(scores)))
+    out_idx, out_score = [], []
+    while idx:
+        m = max(idx, key=lambda i: (sc[i], -i))
+        out_idx.append(m)
+        out_score.append(sc[m])
+        idx.remove(m)
+        for i in list(idx):
+            inter = max(0.0, min(segs[m, 1], segs[i, 1]) - max(segs[m, 0], segs[i, 0]))
+            union = (segs[m, 1] - segs[m, 0]) + (segs[i, 1] - segs[i, 0]) - inter
+            iou = inter / union
+            if method == "hard":
+                if iou > iou_threshold:
+                    idx.remove(i)
+                continue
+            if method == "linear":
+                sc[i] *= (1 - iou) if iou >= iou_threshold else 1.0
+            else:
+                sc[i] *= np.exp(-iou**2 / sigma)
+            if sc[i] < min_score:
+                idx.remove(i)
+    return np.array(out_idx), np.array(out_score)
+
+
+def test_hard_nms_hand_case():
+    segs = np.array([[0.0, 10.0], [1.0, 10.0], [20.0, 30.0], [0.0, 4.0]])
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    assert nms(segs, scores, 0.5).tolist() == [0, 2, 3]  # [1,10] has tIoU 0.9 with [0,10]
+    assert nms(segs, scores, 0.95).tolist() == [0, 1, 2, 3]
+    assert nms(segs, scores, 0.5, top_k=2).tolist() == [0, 2]
+    assert nms(segs, scores, 0.5, min_score=0.65).tolist() == [0, 2]
+
+
+def test_gaussian_soft_nms_hand_case():
+    segs = np.array([[0.0, 10.0], [0.0, 5.0]])
+    kept_segs, kept_scores, keep = soft_nms(segs, np.array([1.0, 0.8]), sigma=0.5)
+    assert keep.tolist() == [0, 1]
+    np.testing.assert_allclose(kept_scores, [1.0, 0.8 * np.exp(-0.25 / 0.5)])
+    np.testing.assert_array_equal(kept_segs, segs)
+
+
+def test_linear_soft_nms_threshold():
+    segs = np.array([[0.0, 10.0], [0.0, 5.0], [0.0, 9.0]])
+    _, scores, keep = soft_nms(segs, np.array([1.0, 0.8, 0.7]), method="linear", iou_threshold=0.6)
+    # [0,5] tIoU 0.5 < 0.6 untouched; [0,9] tIoU 0.9 -> 0.7 * 0.1; then [0,9] vs [0,5]: tIoU 5/9 < 0.6
+    assert keep.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(scores, [1.0, 0.8, 0.07])
+
+
+@pytest.mark.parametrize("method", ["hard", "linear", "gaussian"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_box_by_box_loop(method, seed):
+    rng = np.random.default_rng(seed)
+    starts = rng.uniform(0, 50, 120)
+    segs = np.stack([starts, starts + rng.uniform(0.5, 10, 120)], axis=1)
+    scores = np.round(rng.uniform(0, 1, 120), 2)  # ties broken by input order in both
+    ref_idx, ref_score = _loop_soft_nms(segs, scores, method, 0.4, 0.5, 0.001)
+    keep, new_scores = batched_nms(segs, scores, None, method=method, iou_threshold=0.4, sigma=0.5,
+                                   min_score=0.001)
+    order = np.lexsort((ref_idx, -ref_score))
+    np.testing.assert_array_equal(keep, ref_idx[order])
+    np.testing.assert_allclose(new_scores, ref_score[order], rtol=1e-12)
+
+
+def test_groups_are_independent():
+    segs = np.array([[0.0, 10.0], [0.0, 10.0], [0.0, 10.0]])
+    scores = np.array([0.9, 0.8, 0.7])
+    keep, _ = batched_nms(segs, scores, np.array(["a", "b", "a"]), method="hard", iou_threshold=0.5)
+    assert keep.tolist() == [0, 1]
+    keep, _ = batched_nms(segs, scores, None, method="hard", iou_threshold=0.5)  # class-agnostic
+    assert keep.tolist() == [0]
+
+
+def test_nms_per_video_per_class_and_agnostic():
+    pred = pd.DataFrame({
+        "video_id": ["v1", "v1", "v1", "v2", "v2"],
+        "label": ["x", "x", "y", "x", "x"],
+        "start": [0.0, 0.5, 0.0, 0.0, 30.0], "end": [10.0, 10.0, 10.0, 10.0, 40.0],
+        "score": [0.9, 0.8, 0.7, 0.6, 0.95], "extra": [1, 2, 3, 4, 5],
+    })
+    per_class = nms_per_video(pred, "hard", iou_threshold=0.5)
+    assert per_class["extra"].tolist() == [1, 3, 5, 4]
+    agnostic = nms_per_video(pred, "hard", iou_threshold=0.5, per_class=False)
+    assert agnostic["extra"].tolist() == [1, 5, 4]
+    capped = nms_per_video(pred, "gaussian", sigma=0.5, max_per_video=1)
+    assert capped["extra"].tolist() == [1, 5]
+    pre = nms_per_video(pred, "hard", iou_threshold=0.99, pre_nms_top_k=1)
+    assert pre["extra"].tolist() == [1, 3, 5]
+
+
+def test_nms_per_class_uses_label_id():
+    cand = pd.DataFrame({"video_id": ["v"] * 3, "label_id": [0, 0, 1], "start": [0.0, 1.0, 0.0],
+                         "end": [10.0, 10.0, 10.0], "score": [0.5, 0.4, 0.3]})
+    out = nms_per_class(cand, iou_threshold=0.5, max_per_video=10)
+    assert out["label_id"].tolist() == [0, 1]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="method must be one of"):
+        batched_nms(np.zeros((1, 2)), np.ones(1), method="soft")
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        soft_nms(np.zeros((1, 2)), np.ones(1), sigma=0.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        nms(np.zeros((2, 2)), np.ones(3))
+    assert nms(np.zeros((0, 2)), np.zeros(0)).size == 0
