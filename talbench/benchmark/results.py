@@ -12,15 +12,24 @@ weights against the paper's defaults, on the tuning holdout (validation) and, on
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from talbench.benchmark.schema import Benchmark
 from talbench.errors import ConfigError
-from talbench.leaderboard.claims import Stat
+from talbench.stats import mean_std
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A number of one row and column: a published value (std 0, n 0) or a mean over ``n`` seeds."""
+
+    mean: float
+    std: float = 0.0
+    n: int = 0
 
 
 class _Record(BaseModel):
@@ -68,9 +77,8 @@ class TableResult(_Record):
             columns = sorted({c for run in row.runs for c, v in run.metrics.items() if v is not None})
             out[row.name] = {}
             for column in columns:
-                values = np.array([r.metrics[column] for r in row.runs if r.metrics.get(column) is not None])
-                std = float(values.std(ddof=1)) if values.size > 1 else 0.0
-                out[row.name][column] = Stat(float(values.mean()), std, int(values.size))
+                values = [r.metrics[column] for r in row.runs if r.metrics.get(column) is not None]
+                out[row.name][column] = Stat(*mean_std(values), len(values))
         return out
 
 

@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from talbench.benchmark.results import Stat
 from talbench.benchmark.schema import (
     AllOf,
     Benchmark,
@@ -39,15 +40,6 @@ from talbench.benchmark.schema import (
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_APPLICABLE = "holds", "fails", "inconclusive", "n/a"
 _PRECISION = 9  # decimals: published numbers have at most two, so 54.8 - 52.6 compares equal to 2.2
-
-
-@dataclass(frozen=True)
-class Stat:
-    """A number of one row and column: a published value (std 0, n 0) or a mean over ``n`` seeds."""
-
-    mean: float
-    std: float = 0.0
-    n: int = 0
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,59 @@ def test_second_execution_reuses_runs(first_execution, monkeypatch):
     assert set(reused["tags.reused"]) == {"true"} and len(reused) == 4
 
 
+def test_other_sections_never_rerun_a_row(first_execution, monkeypatch):
+    """Rows carry only the shared sections and their family's: changing another family's parameter, the
+    leaderboard's or the tuning's reuses every run (the reuse lookup keys on the scoped configuration)."""
+    import yaml
+
+    first, tmp_path, _ = first_execution
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a change outside the row's family retrained it")
+
+    params = load_params("params.yaml")
+    params["baseline_b"]["epochs"] = 7
+    params["leaderboard"]["spread_k"] = 3.0
+    params["tune"]["experiment"] = "elsewhere"
+    params["refactornet"]["beta"] = 0.5
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setattr("talbench.runners.families.run_row", must_not_run)
+    again = run_table(TABLE, params_path=tmp_path / "other.yaml", results_dir=tmp_path / "other")
+    assert all(run["reused"] for row in again["rows"] for run in row["runs"])
+    assert [r["config_hash"] for r in again["rows"]] == [r["config_hash"] for r in first["rows"]]
+    logged = search(filter_string=f"tags.mlflow.parentRunId = '{again['parent_run_id']}'")
+    sections = {c.split(".")[1] for c in logged.columns if c.startswith("params.")}
+    assert sections == {"model", "data", "eval", "run", "baseline", "test_time"}
+
+
+def test_real_rows_are_scoped_to_their_family():
+    """The D-Net and RefactorNet rows of the pipeline: their configuration holds their family's sections only,
+    and a key of the other family, the leaderboard, the tuning or the pipeline leaves their hashes as they are."""
+    from talbench.benchmark.rows import row_config
+    from talbench.benchmark.schema import load_benchmark
+    from talbench.config import config_hash, train_hash
+
+    def hashes(params, table, row):
+        bench = load_benchmark(table)
+        cfg = row_config(params, None, bench, bench.row(row), table)
+        return set(cfg), config_hash(cfg), train_hash(cfg)
+
+    params = load_params()
+    dnet = hashes(params, "dnet.table1", "+ D-Net")
+    refactor = hashes(params, "refactornet.table2", "Baseline + RefactorNet")
+    shared = {"model", "data", "eval", "run", "test_time", "bsn", "detector", "anet"}
+    assert dnet[0] == shared | {"dnet"} and refactor[0] == shared | {"refactornet"}
+    for section, key, value in (("refactornet", "beta", 0.5), ("leaderboard", "spread_k", 3.0),
+                                ("tune", "storage", "x.db"), ("pipeline", "seeds", 9)):
+        changed = {**params, section: {**params[section], key: value}}
+        assert hashes(changed, "dnet.table1", "+ D-Net") == dnet, section
+    changed = {**params, "dnet": {**params["dnet"], "lambda1": 0.25}}
+    assert hashes(changed, "dnet.table1", "+ D-Net")[1:] != dnet[1:]
+    assert hashes(changed, "refactornet.table2", "Baseline + RefactorNet") == refactor
+    test_time = {**params, "test_time": {**params["test_time"], "nms_threshold": 0.5}}
+    assert hashes(test_time, "dnet.table1", "+ D-Net")[2] == dnet[2]  # inference only: same trained model
+
+
 def test_baseline_beats_chance(tracking_workdir):
     """The test runner really learns: on the tiny synthetic data its fused mAP@0.3 is far above zero."""
     from talbench.data import open_dataset

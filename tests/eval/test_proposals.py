@@ -1,4 +1,4 @@
-"""AR@AN on the real TURN proposals and hand-made cases; RefactorNet Table 3 metrics."""
+"""AR@AN on the real TURN proposals and hand-made cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from helpers.paths import SHARED_DATA
 
-from talbench.eval.classification import high_quality_proposal_metrics
 from talbench.eval.io import load_ground_truth, load_turn_proposals
 from talbench.eval.proposals import TALNET_AR_TIOU, average_recall, recall_table
 
@@ -54,17 +53,3 @@ def test_recall_bad_arguments():
         recall_table(gt, props, [0], [0.5])
     with pytest.raises(ValueError, match=r"tIoU thresholds must lie in \(0, 1\]"):
         recall_table(gt, props, [1], [1.5])
-
-
-def test_high_quality_metrics():
-    gt = pd.DataFrame({"video_id": ["a", "a", "a"], "label": ["x", "y", "z"],
-                       "start": [0.0, 0.0, 50.0], "end": [10.0, 10.0, 60.0]})
-    props = pd.DataFrame({"video_id": ["a", "a", "a", "a", "b"], "label": ["y", "z", "z", "x", "x"],
-                          "start": [0.0, 0.5, 50.0, 30.0, 0.0], "end": [9.0, 10.0, 57.0, 40.0, 10.0]})
-    out = high_quality_proposal_metrics(gt, props)
-    # high quality: [0,9] (0.9, label y matches a GT), [0.5,10] (0.95, z does not match x/y); [50,57] is 0.7
-    assert out["n_high_quality"] == 2 and out["n_proposals"] == 5
-    assert out["class_accuracy"] == pytest.approx(50.0)
-    assert out["mean_tiou"] == pytest.approx(92.5)
-    none = high_quality_proposal_metrics(gt, props.iloc[[3]])
-    assert none["n_high_quality"] == 0 and np.isnan(none["class_accuracy"])

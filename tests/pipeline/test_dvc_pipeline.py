@@ -23,6 +23,7 @@ from helpers.paths import REPO
 from helpers.project import TABLE, benchmark_yaml, write_project
 
 from talbench.benchmark.pipeline import family_stage
+from talbench.code_scope import relative_paths
 from talbench.runners.families import FAMILIES, family_of
 
 TABLE_B = "dnet.table98"
@@ -198,6 +199,18 @@ def test_family_stages_are_the_codes_view():
         assert not [d for d in deps if d.startswith(("talbench/leaderboard", "talbench/tune", "talbench/benchmark"))]
         for other in set(FAMILIES) - {name}:
             assert not [d for d in deps if f"runners/{other}/" in d], (name, other)
+    for stage, module in (("synth", "talbench.data.synthetic.generate"), ("proposals", "talbench.runners.bsn.stage"),
+                          ("leaderboard", "talbench.leaderboard.generate")):
+        code = [d for d in pipeline["stages"][stage]["deps"] if d.startswith("talbench/")]
+        assert code == relative_paths(REPO, module), stage
+    from talbench.runners.common.checkpoints import EXECUTION_MODULE
+
+    tuning = yaml.safe_load((REPO / "tuning" / "dvc.yaml").read_text())["stages"]
+    for name, stage in tuning.items():
+        family = FAMILIES[params["tune"]["studies"][name]["paper"]]
+        code = [d for d in stage["deps"] if d.startswith("talbench/")]
+        assert code == relative_paths(REPO, "talbench.tune.study", EXECUTION_MODULE, family.module), name
+        assert stage["params"] == ["tune", *family.scope, *(f"profiles.smoke.{s}" for s in family.scope)], name
     for profile, sections in params["profiles"].items():  # DVC needs every profile entry a stage reads
         read = {s for f in FAMILIES.values() for s in (*f.scope, "pipeline")} | {"synth"}
         assert read <= set(sections), (profile, sorted(read - set(sections)))

@@ -9,6 +9,7 @@ from talbench.runners.proposal_detector.infer import (
     combine_branches,
     decode_boundaries,
     fuse_streams,
+    labelled_proposals,
 )
 from talbench.runners.proposal_detector.regions import extended_regions, region_index
 from talbench.runners.proposal_detector.sampling import (
@@ -111,3 +112,16 @@ def test_combine_branches_takes_classification_from_one_and_localization_from_ot
     np.testing.assert_allclose(mixed.cls_prob, [[0.9, 0.1]])
     np.testing.assert_allclose(mixed.boundaries, [[2.0, 3.0]])
     assert mixed.scores[0, 0] == pytest.approx(0.9 * np.e)
+
+
+def test_labelled_proposals_take_the_top_class_and_regressed_boundaries():
+    outputs = {
+        "v1": ProposalScores(np.array([[0.0, 1.0], [2.0, 3.0]]), np.array([[0.2, 0.8], [0.9, 0.1]]),
+                             np.zeros((2, 2)), np.array([[0.1, 1.1], [2.0, 3.5]])),
+        "v2": ProposalScores(np.array([[5.0, 6.0]]), np.array([[0.4, 0.6]]), np.zeros((1, 2)),
+                             np.array([[4.9, 6.2]])),
+    }
+    table = labelled_proposals(outputs, ["a", "b"])
+    assert table["video_id"].tolist() == ["v1", "v1", "v2"] and table["label"].tolist() == ["b", "a", "b"]
+    np.testing.assert_allclose(table[["start", "end"]].to_numpy(), [[0.1, 1.1], [2.0, 3.5], [4.9, 6.2]])
+    assert labelled_proposals({}, ["a"]).empty

@@ -56,8 +56,15 @@ def tiny(tmp_path_factory):
 def test_run_row_metrics_cache_and_determinism(tiny, monkeypatch):
     root, cfg, dataset = tiny
     monkeypatch.setenv("TALBENCH_MODELS_DIR", str(root / "models_a"))
+    from talbench.runners.refactornet import runner
+
+    table3 = []  # the table-3 metrics come from the evaluator's one definition
+    measure = runner.high_quality_proposal_metrics
+    monkeypatch.setattr(runner, "high_quality_proposal_metrics", lambda *a: table3.append(measure(*a)) or table3[-1])
     first = run_row(cfg, 0, dataset)
     m = first.metrics
+    assert len(table3) == 1 and m["class_acc"] == table3[0]["class_accuracy"]
+    assert m["mean_tiou"] == table3[0]["mean_tiou"] and m["high_quality_proposals"] == table3[0]["n_high_quality"]
     for name in ("both/mAP_0.3", "both/mAP_0.7", "both/average_mAP", "class_acc", "mean_tiou", "params_m",
                  "probe/context_acc_action", "probe/context_acc_cooccurrence", "probe/context_acc_original",
                  "coupling/pairs", "stage1/L_A", "stage2/L_KL", "train_seconds"):
