@@ -88,7 +88,10 @@ def proposals(
 def run(
     table: Annotated[str, typer.Argument(help="benchmark id, e.g. dnet.table1")],
     rows: Annotated[str | None, typer.Option(help="comma-separated row names or indices")] = None,
-    seeds: Annotated[int | None, typer.Option(help="number of seeds (default: run.seeds)")] = None,
+    seeds: Annotated[int | None, typer.Option(help="number of seeds (default: pipeline.seeds)")] = None,
+    first_seed: Annotated[int | None, typer.Option(help="first seed (default: pipeline.first_seed)")] = None,
+    workers: Annotated[int | None, typer.Option(help="processes training seeds in parallel (default: "
+                                                    "pipeline.workers)")] = None,
     profile: Annotated[str | None, typer.Option(help="smoke or paper (default: data.profile)")] = None,
     data: Annotated[str | None, typer.Option(help="data source: synthetic or thumos14")] = None,
     tuned: Annotated[bool, typer.Option(help="use the loss weights found by `talbench tune`")] = False,
@@ -97,7 +100,8 @@ def run(
     from talbench.benchmark.run import run_table
 
     with _user_errors():
-        run_table(table, rows=rows, seeds=seeds, profile=profile, data_source=data, tuned=tuned, console=console)
+        run_table(table, rows=rows, seeds=seeds, first_seed=first_seed, workers=workers, profile=profile,
+                  data_source=data, tuned=tuned, console=console)
 
 
 @app.command()

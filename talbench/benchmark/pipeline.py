@@ -18,7 +18,7 @@ from talbench.config import REPO_ROOT
 from talbench.runners.common.checkpoints import EXECUTION_MODULE
 from talbench.runners.families import Family
 
-PIPELINE_PARAMS = ("pipeline.seeds", "pipeline.tracking_experiment")
+PIPELINE_PARAMS = ("pipeline.seeds", "pipeline.first_seed", "pipeline.tracking_experiment")
 
 
 def family_stage(family: Family, root: Path = REPO_ROOT) -> dict[str, Any]:
@@ -38,6 +38,7 @@ def family_stage(family: Family, root: Path = REPO_ROOT) -> dict[str, Any]:
                 *family.scope,
                 *(f"profiles.${{data.profile}}.{section}" for section in (*family.scope, "pipeline")),
             ],
+            "outs": ["predictions/${key}"],
             "metrics": [{"results/${key}.json": {"cache": False}}],
         },
     }

@@ -6,10 +6,24 @@ hash, device, config hash and train hash. A row whose scoped configuration, seed
 family code already have a FINISHED run in the store is not run again: its recorded metrics are reused (a
 child run tagged ``reused_from`` keeps the table complete in the UI) and marked ``reused`` in
 ``results/<table>.json``. Rows are configured by :mod:`talbench.benchmark.rows`.
+
+**Seeds in parallel.** The runs left to train are grouped by seed and the seeds spread over
+``pipeline.workers`` processes (``--workers``); inside a process the rows of a seed run in file order, so the
+rows that share a trained model (test-time variants, D-Net's original-feature branch) find it, and no two
+processes ever train the same checkpoint. Every run is deterministic for its seed and thread count, so the
+numbers do not depend on the number of workers. The parent process logs each run to MLflow as its seed
+finishes, with the worker's start and end times.
+
+Every run's predictions (the streams the table's columns read) and per-video metric components are written to
+``predictions/<table>/`` (:mod:`talbench.benchmark.predictions`), so the verdicts' bootstrap over test videos
+reads files, not the MLflow store.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
+import multiprocessing
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +32,13 @@ from typing import Any
 
 from rich.console import Console
 
+from talbench.benchmark import predictions as files
 from talbench.benchmark.rows import column_metrics, load_tuned, row_config, select_rows, tuned_study
 from talbench.benchmark.schema import Benchmark, Row, load_benchmark
 from talbench.config import config_hash, load_params, train_hash
 from talbench.data import DatasetCache
 from talbench.errors import ConfigError
-from talbench.io import atomic_write_json
+from talbench.io import atomic_dir, atomic_write_json
 from talbench.progress import task_progress
 from talbench.runners.families import Family, family_of
 from talbench.stats import mean_std
@@ -44,6 +59,16 @@ class PlannedRow:
     @property
     def keys(self) -> dict[str, str]:
         return {"config_hash": config_hash(self.cfg), "train_hash": train_hash(self.cfg)}
+
+
+@dataclass
+class Trained:
+    """A run a worker trained and evaluated: its outcome and its start and end times (ms since the epoch)."""
+
+    outcome: Any
+    start_ms: int
+    end_ms: int
+    row_seconds: float
 
 
 def plan_rows(bench: Benchmark, params: dict[str, Any], where: str, *, rows: str | None, profile: str | None,
@@ -70,11 +95,34 @@ def input_keys(plan: PlannedRow, dataset) -> dict[str, str]:
     return keys
 
 
+_WORKER_DATA = DatasetCache()
+
+
+def train_seed(cfgs: list[dict[str, Any]], seed: int) -> list[Trained]:
+    """Train and evaluate the rows ``cfgs`` of one seed, in order (a worker process, or the caller)."""
+    from talbench.runners.families import run_row
+
+    done = []
+    for cfg in cfgs:
+        start_ms, started = int(time.time() * 1000), time.perf_counter()
+        outcome = run_row(cfg, seed, _WORKER_DATA(cfg))
+        done.append(Trained(outcome, start_ms, int(time.time() * 1000), time.perf_counter() - started))
+    return done
+
+
+def pipeline_setting(params: dict[str, Any], profile_name: str, key: str, default):
+    """``pipeline.<key>``, as the profile may override it."""
+    profile = (params.get("profiles", {}).get(profile_name) or {}).get("pipeline") or {}
+    return profile.get(key, params.get("pipeline", {}).get(key, default))
+
+
 def run_table(
     table: str,
     *,
     rows: str | None = None,
     seeds: int | None = None,
+    first_seed: int | None = None,
+    workers: int | None = None,
     profile: str | None = None,
     data_source: str | None = None,
     tuned: bool = False,
@@ -84,9 +132,9 @@ def run_table(
     results_dir: Path = Path("results"),
     tuned_dir: Path = Path("tuned"),
 ) -> dict[str, Any] | None:
-    """Run ``table``'s reproducible rows for ``seeds`` seeds, log them to MLflow and write
-    ``results/<table>.json``; returns the results (``None`` for a pending table: nothing is written)."""
-    from talbench.runners.families import run_row
+    """Run ``table``'s reproducible rows for ``seeds`` seeds from ``first_seed`` on ``workers`` processes, log
+    them to MLflow and write ``results/<table>.json`` and ``predictions/<table>/`` (next to the results folder);
+    returns the results (``None`` for a pending table: nothing is written)."""
     from talbench.tracking import store
     from talbench.tracking.runs import log_metrics, log_outcome_artifacts, log_params, tracked_run
 
@@ -101,24 +149,27 @@ def run_table(
     tuned_overrides = load_tuned(study, tuned_dir) if study else None
     planned = plan_rows(bench, params, where, rows=rows, profile=profile, data_source=data_source,
                         tuned=tuned_overrides)
-    pipeline = params.get("pipeline", {})
     profile_name = planned[0].cfg["data"]["profile"]
-    profile_pipeline = (params.get("profiles", {}).get(profile_name) or {}).get("pipeline") or {}
-    n_seeds = seeds if seeds is not None else int(profile_pipeline.get("seeds", pipeline.get("seeds", 1)))
-    if n_seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
-    seed_list = list(range(n_seeds))
+    n_seeds = seeds if seeds is not None else int(pipeline_setting(params, profile_name, "seeds", 1))
+    first = first_seed if first_seed is not None else int(pipeline_setting(params, profile_name, "first_seed", 0))
+    n_workers = workers if workers is not None else int(pipeline_setting(params, profile_name, "workers", 1))
+    if n_seeds < 1 or first < 0 or n_workers < 1:
+        raise ConfigError(f"--seeds and --workers must be >= 1 and --first-seed >= 0 "
+                          f"(got {n_seeds}, {n_workers}, {first})")
+    seed_list = list(range(first, first + n_seeds))
 
     datasets = DatasetCache()
     dataset = datasets(planned[0].cfg)  # fails early and clearly when real features are absent
     checksum = dataset.checksum()
     source = planned[0].cfg["data"]["source"]
     features = bench.features if source != "synthetic" else SYNTHETIC_FEATURES
+    eval_split = planned[0].cfg["run"]["eval_split"]
+    streams = {s for s in map(files.metric_stream, bench.metrics.values()) if s is not None}
     commit, dirty = provenance.git_commit(), provenance.git_dirty()
 
     uri = store.tracking_uri()
     client = store.client(uri)
-    experiment = pipeline.get("tracking_experiment", "talbench")
+    experiment = pipeline_setting(params, profile_name, "tracking_experiment", "talbench")
     experiment_id = store.ensure_experiment(client, experiment)
     common_tags = {
         "paper": bench.paper,
@@ -135,60 +186,73 @@ def run_table(
     }
     if provenance.dvc_experiment_name():
         common_tags["dvc_exp_name"] = provenance.dvc_experiment_name()
-    columns = list(bench.metrics)
-    result_rows = []
+    keys = {plan.index: {**plan.keys, **input_keys(plan, datasets(plan.cfg))} for plan in planned}
+    runs: dict[tuple[int, int], dict[str, Any]] = {}
     started = time.perf_counter()
+    predictions_folder = Path(results_dir).parent / files.PREDICTIONS_DIR / table
     with tracked_run(client, experiment_id, name=f"{table} ({profile_name}, {len(seed_list)} seeds)",
-                     tags={**common_tags, "kind": "table"}) as parent_id:
-        with task_progress(console) as progress:
-            task = progress.add_task(table, total=len(planned) * len(seed_list))
+                     tags={**common_tags, "kind": "table"}) as parent_id, \
+            atomic_dir(predictions_folder) as folder, task_progress(console) as progress:
+        task = progress.add_task(table, total=len(planned) * len(seed_list))
+        gt = dataset.instances(eval_split)
+        files.write_ground_truth(folder, gt, dataset.video_ids(eval_split))
+
+        def record(plan: PlannedRow, seed: int, trained: Trained | None, previous) -> None:
+            """Log one row x seed to MLflow and keep its column metrics and prediction file."""
+            tags = {**common_tags, **keys[plan.index], "kind": "row", "row": plan.row.name,
+                    "row_index": str(plan.index), "seed": str(seed), "runner": plan.family.name,
+                    "mlflow.parentRunId": parent_id, "reused": "false" if previous is None else "true",
+                    **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {})}
+            timing = {"start_time": trained.start_ms, "end_time": trained.end_ms} if trained else {}
+            with tracked_run(client, experiment_id, name=f"{plan.row.name} | seed {seed}", tags=tags,
+                             **timing) as child_id:
+                log_params(client, child_id, plan.cfg)
+                if previous is not None:
+                    metrics = dict(previous.data.metrics)
+                    client.set_tag(child_id, "reused_from", previous.info.run_id)
+                    log_metrics(client, child_id, metrics)
+                    outcome_predictions, video_stats = reused_predictions(client, previous.info.run_id, streams)
+                    progress.console.print(f"  reused run {previous.info.run_id} for {plan.row.name} seed {seed}")
+                else:
+                    outcome = trained.outcome
+                    metrics = dict(outcome.metrics)
+                    metrics.update({f"time/{k}_s": float(v) for k, v in outcome.timings.items()})
+                    metrics["time/row_s"] = trained.row_seconds
+                    metrics.update({f"params/{k}": float(v) for k, v in outcome.param_counts.items()})
+                    log_metrics(client, child_id, metrics)
+                    log_outcome_artifacts(client, child_id, plan.cfg, outcome)
+                    if outcome.checkpoint_dir is not None:
+                        client.set_tag(child_id, "checkpoint_dir", str(outcome.checkpoint_dir))
+                    outcome_predictions, video_stats = outcome.predictions, outcome.video_stats
+                name = files.run_file(plan.index, seed)
+                files.write_run(folder, name, outcome_predictions, streams, video_stats)
+            runs[plan.index, seed] = {
+                "seed": seed, "run_id": child_id, "reused": previous is not None,
+                **({"reused_from": previous.info.run_id} if previous is not None else {}),
+                "predictions": (files.PREDICTIONS_DIR / table / name).as_posix(),
+                "metrics": column_metrics(bench, plan.row, metrics, where),
+            }
+            progress.advance(task)
+
+        # Reuse first: every run the store already has; then the rest, grouped by seed (rows in file order).
+        pending: dict[int, list[PlannedRow]] = {}
+        for seed in seed_list:
             for plan in planned:
-                reuse_keys = {**plan.keys, **input_keys(plan, datasets(plan.cfg))}
-                runs = []
-                for seed in seed_list:
-                    progress.update(task, description=f"{table}: {plan.row.name} seed {seed}")
-                    previous = store.find_reusable_run(client, experiment_id, {**reuse_keys, "seed": str(seed)})
-                    tags = {
-                        **common_tags,
-                        **reuse_keys,
-                        "kind": "row",
-                        "row": plan.row.name,
-                        "row_index": str(plan.index),
-                        "seed": str(seed),
-                        "runner": plan.family.name,
-                        "mlflow.parentRunId": parent_id,
-                        "reused": "false" if previous is None else "true",
-                        **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {}),
-                    }
-                    with tracked_run(client, experiment_id, name=f"{plan.row.name} | seed {seed}",
-                                     tags=tags) as child_id:
-                        log_params(client, child_id, plan.cfg)
-                        if previous is not None:
-                            metrics = dict(previous.data.metrics)
-                            client.set_tag(child_id, "reused_from", previous.info.run_id)
-                            log_metrics(client, child_id, metrics)
-                            console.print(f"  reused run {previous.info.run_id} for {plan.row.name} seed {seed}")
-                        else:
-                            row_started = time.perf_counter()
-                            outcome = run_row(plan.cfg, seed, datasets(plan.cfg), console)
-                            metrics = dict(outcome.metrics)
-                            metrics.update({f"time/{k}_s": float(v) for k, v in outcome.timings.items()})
-                            metrics["time/row_s"] = time.perf_counter() - row_started
-                            metrics.update({f"params/{k}": float(v) for k, v in outcome.param_counts.items()})
-                            log_metrics(client, child_id, metrics)
-                            log_outcome_artifacts(client, child_id, plan.cfg, outcome)
-                            if outcome.checkpoint_dir is not None:
-                                client.set_tag(child_id, "checkpoint_dir", str(outcome.checkpoint_dir))
-                    runs.append({
-                        "seed": seed,
-                        "run_id": child_id,
-                        "reused": previous is not None,
-                        **({"reused_from": previous.info.run_id} if previous is not None else {}),
-                        "metrics": column_metrics(bench, plan.row, metrics, where),
-                    })
-                    progress.advance(task)
-                result_rows.append({"name": plan.row.name, **plan.keys, "runs": runs,
-                                    **summarize(runs, columns)})
+                previous = store.find_reusable_run(client, experiment_id, {**keys[plan.index], "seed": str(seed)})
+                if previous is not None:
+                    record(plan, seed, None, previous)
+                else:
+                    pending.setdefault(seed, []).append(plan)
+        for seed, plans, trained in _train(pending, n_workers, progress, task, table):
+            for plan, done in zip(plans, trained, strict=True):
+                record(plan, seed, done, None)
+        client.log_metric(parent_id, "time/table_s", time.perf_counter() - started)
+        client.log_param(parent_id, "workers", n_workers)
+        result_rows = []
+        for plan in planned:
+            row_runs = [runs[plan.index, seed] for seed in seed_list]
+            result_rows.append({"name": plan.row.name, **plan.keys, "runs": row_runs,
+                                **summarize(row_runs, list(bench.metrics))})
         results = {
             "table": table,
             "paper": bench.paper,
@@ -196,6 +260,8 @@ def run_table(
             "git_commit": commit or "unknown",  # "unknown" outside a git checkout
             "git_dirty": dirty if dirty is not None else True,  # outside git: not a committed state
             "data": {"source": source, "profile": profile_name, "features": features, "checksum": checksum},
+            "eval": {"split": eval_split, "tiou_thresholds": planned[0].cfg["eval"]["tiou_thresholds"],
+                     "predictions": (files.PREDICTIONS_DIR / table).as_posix()},
             "tracking_uri": store.display_uri(uri),
             "experiment": experiment,
             "parent_run_id": parent_id,
@@ -203,7 +269,6 @@ def run_table(
             "tuned": study,
             "rows": result_rows,
         }
-        client.log_metric(parent_id, "time/table_s", time.perf_counter() - started)
         client.log_dict(parent_id, results, f"results/{table}.json")
     atomic_write_json(Path(results_dir) / f"{table}.json", results)
     console.print(
@@ -211,6 +276,45 @@ def run_table(
         f"{Path(results_dir) / f'{table}.json'} (parent run {parent_id})"
     )
     return results
+
+
+def _train(pending: dict[int, list[PlannedRow]], workers: int, progress, task, table: str):
+    """Yield ``(seed, plans, trained runs)`` as each seed finishes; seeds spread over ``workers`` processes
+    (the caller's process when one worker is asked for or one seed is left)."""
+    jobs = [(seed, plans) for seed, plans in pending.items() if plans]
+    if workers == 1 or len(jobs) <= 1:
+        for seed, plans in jobs:
+            progress.update(task, description=f"{table}: seed {seed}")
+            yield seed, plans, train_seed([p.cfg for p in plans], seed)
+        return
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch or MLflow state
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        futures = {pool.submit(train_seed, [p.cfg for p in plans], seed): (seed, plans) for seed, plans in jobs}
+        progress.update(task, description=f"{table}: seeds {', '.join(str(s) for s, _ in jobs)} on {workers} workers")
+        for future in concurrent.futures.as_completed(futures):
+            seed, plans = futures[future]
+            yield seed, plans, future.result()
+
+
+def reused_predictions(client, run_id: str, streams: set[str]):
+    """The predictions (ActivityNet JSON artifacts) and per-video components of a recorded run."""
+    import tempfile
+
+    import pandas as pd
+
+    from talbench.eval.io import load_predictions
+
+    with tempfile.TemporaryDirectory(prefix="talbench-reused-") as tmp:
+        out = {}
+        for stream in streams:
+            path = client.download_artifacts(run_id, f"predictions/{stream.replace('/', '_')}.json", tmp)
+            out[stream] = load_predictions(path)
+        names = {a.path for a in client.list_artifacts(run_id)}
+        stats = None
+        if "video_stats.json" in names:
+            path = client.download_artifacts(run_id, "video_stats.json", tmp)
+            stats = pd.DataFrame(json.loads(Path(path).read_text(encoding="utf-8")))
+    return out, stats
 
 
 def summarize(runs: list[dict[str, Any]], columns: list[str]) -> dict[str, dict[str, float | None]]:

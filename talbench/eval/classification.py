@@ -28,7 +28,9 @@ def high_quality_proposal_metrics(
     gt: pd.DataFrame, proposals: pd.DataFrame, tiou_threshold: float = HIGH_QUALITY_TIOU
 ) -> dict:
     """``{"class_accuracy", "mean_tiou"}`` in percent over the high-quality proposals (tIoU > threshold),
-    with ``n_high_quality`` and ``n_proposals``; NaN metrics when no proposal is high-quality."""
+    with ``n_high_quality``, ``n_proposals`` and ``per_video``: a DataFrame ``video_id, n_high_quality,
+    n_correct, sum_tiou`` whose column sums give the two metrics (the bootstrap over videos resamples its rows);
+    NaN metrics when no proposal is high-quality."""
     validate_frame(gt, ("video_id", "label", "start", "end"), "ground truth")
     validate_frame(proposals, ("video_id", "label", "start", "end"), "proposals")
     if not 0.0 <= tiou_threshold < 1.0:
@@ -50,10 +52,26 @@ def high_quality_proposal_metrics(
     same_label = gt_labels == proposals["label"].to_numpy()[pair_prop]
     correct = np.zeros(n, bool)
     correct[pair_prop[same_label]] = True
+    videos = pd.Index(pd.unique(proposals["video_id"]))
+    code = videos.get_indexer(proposals["video_id"])
+    per_video = pd.DataFrame({
+        "video_id": videos.to_numpy(dtype=object),
+        "n_high_quality": np.bincount(code[high], minlength=len(videos)),
+        "n_correct": np.bincount(code[high & correct], minlength=len(videos)),
+        "sum_tiou": np.bincount(code[high], weights=best_tiou[high], minlength=len(videos)),
+    })
     n_high = int(high.sum())
     return {
-        "class_accuracy": float(correct[high].mean() * 100.0) if n_high else float("nan"),
-        "mean_tiou": float(best_tiou[high].mean() * 100.0) if n_high else float("nan"),
+        "class_accuracy": ratio_percent(per_video["n_correct"], per_video["n_high_quality"]),
+        "mean_tiou": ratio_percent(per_video["sum_tiou"], per_video["n_high_quality"]),
         "n_high_quality": n_high,
         "n_proposals": n,
+        "per_video": per_video,
     }
+
+
+def ratio_percent(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray) -> float:
+    """``100 x sum(numerator) / sum(denominator)`` (NaN for an empty denominator): how the table-3 metrics are
+    computed from per-video components, for the whole split and for a resample of its videos alike."""
+    total = float(np.sum(denominator))
+    return 100.0 * float(np.sum(numerator)) / total if total > 0 else float("nan")

@@ -31,16 +31,19 @@ def tracked_run(
     name: str,
     tags: dict[str, str],
     status_on_error: Callable[[BaseException], str] | None = None,
+    start_time: int | None = None,
+    end_time: int | None = None,
 ) -> Iterator[str]:
     """Create a run (``tags`` may hold ``mlflow.parentRunId``), yield its id, end it FINISHED, or FAILED
-    (``status_on_error(exc)`` if given) when the block raises."""
-    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    (``status_on_error(exc)`` if given) when the block raises. ``start_time`` / ``end_time`` (ms since the
+    epoch) record work done elsewhere (a worker process) instead of the block's own time."""
+    run_id = client.create_run(experiment_id, start_time=start_time, run_name=name, tags=tags).info.run_id
     try:
         yield run_id
     except BaseException as err:
         client.set_terminated(run_id, status=status_on_error(err) if status_on_error else "FAILED")
         raise
-    client.set_terminated(run_id, status="FINISHED")
+    client.set_terminated(run_id, status="FINISHED", end_time=end_time)
 
 
 def _param_value(value: Any) -> str:
@@ -68,8 +71,8 @@ def log_metrics(client, run_id: str, metrics: dict[str, float], step: int = 0) -
 
 
 def log_outcome_artifacts(client, run_id: str, cfg: dict[str, Any], outcome) -> None:
-    """Resolved config, parameter counts, timings, predictions (ActivityNet result JSON per stream)
-    and the runner's extra files of a :class:`talbench.runners.common.outcome.RowOutcome`."""
+    """Resolved config, parameter counts, timings, predictions (ActivityNet result JSON per stream), per-video
+    metric components and the runner's extra files of a :class:`talbench.runners.common.outcome.RowOutcome`."""
     from talbench.eval.io import predictions_to_json
 
     with tempfile.TemporaryDirectory(prefix="talbench-artifacts-") as tmp:
@@ -77,6 +80,9 @@ def log_outcome_artifacts(client, run_id: str, cfg: dict[str, Any], outcome) -> 
         (folder / "config.json").write_text(json.dumps(cfg, indent=2, default=str), encoding="utf-8")
         (folder / "param_counts.json").write_text(json.dumps(outcome.param_counts, indent=2), encoding="utf-8")
         (folder / "timings.json").write_text(json.dumps(outcome.timings, indent=2), encoding="utf-8")
+        if outcome.video_stats is not None:
+            records = outcome.video_stats.to_dict(orient="records")
+            (folder / "video_stats.json").write_text(json.dumps(records, default=float), encoding="utf-8")
         predictions = folder / "predictions"
         predictions.mkdir()
         for stream, frame in outcome.predictions.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 from helpers.linear_runner import RUNNER, TRAINED
@@ -113,7 +114,9 @@ def test_nested_runs_tags_params_artifacts(first_execution):
 
 
 def test_test_time_variant_reuses_trained_model(first_execution):
-    results, _, trained = first_execution
+    import pandas as pd
+
+    results, folder, trained = first_execution
     base, variant, few = results["rows"]
     assert base["train_hash"] == variant["train_hash"] != few["train_hash"]
     assert base["config_hash"] != variant["config_hash"]
@@ -121,7 +124,9 @@ def test_test_time_variant_reuses_trained_model(first_execution):
     assert len(trained) == len(set(trained)) == 4
     assert str(base["runs"][0]["run_id"]) != str(variant["runs"][0]["run_id"])
     assert variant["runs"][0]["metrics"]["rgb"] == base["runs"][0]["metrics"]["rgb"]
-    assert variant["runs"][0]["metrics"]["fusion"] != base["runs"][0]["metrics"]["fusion"]
+    fused = [pd.read_parquet(folder / row["runs"][0]["predictions"]).query("stream == 'fusion'")
+             for row in (base, variant)]
+    assert not fused[0]["score"].reset_index(drop=True).equals(fused[1]["score"].reset_index(drop=True))
 
 
 def test_second_execution_reuses_runs(first_execution, monkeypatch):
@@ -131,7 +136,7 @@ def test_second_execution_reuses_runs(first_execution, monkeypatch):
         raise AssertionError("a run with the same config, seed, data and code was trained again")
 
     monkeypatch.setattr("talbench.runners.families.run_row", must_not_run)
-    second = run_table(TABLE, rows="Linear,3", results_dir=tmp_path / "again")
+    second = run_table(TABLE, rows="Linear,3", results_dir=tmp_path / "again" / "results")
     assert [row["name"] for row in second["rows"]] == ["Linear", "Linear (5 epochs)"]
     earlier = {(r["name"], run["seed"]): run for r in first["rows"] for run in r["runs"]}
     for row in second["rows"]:
@@ -141,6 +146,13 @@ def test_second_execution_reuses_runs(first_execution, monkeypatch):
             assert run["metrics"] == earlier[(row["name"], run["seed"])]["metrics"]
     reused = search(filter_string=f"tags.mlflow.parentRunId = '{second['parent_run_id']}'")
     assert set(reused["tags.reused"]) == {"true"} and len(reused) == 4
+    import pandas as pd  # a reused run's prediction file comes from its original run's artifacts: the same table
+
+    for row in second["rows"]:
+        for run in row["runs"]:
+            original = earlier[(row["name"], run["seed"])]
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again" / run["predictions"]),
+                                          pd.read_parquet(tmp_path / original["predictions"]))
 
 
 def test_other_sections_never_rerun_a_row(first_execution, monkeypatch):
@@ -160,7 +172,7 @@ def test_other_sections_never_rerun_a_row(first_execution, monkeypatch):
     params["refactornet"]["beta"] = 0.5
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr("talbench.runners.families.run_row", must_not_run)
-    again = run_table(TABLE, params_path=tmp_path / "other.yaml", results_dir=tmp_path / "other")
+    again = run_table(TABLE, params_path=tmp_path / "other.yaml", results_dir=tmp_path / "other" / "results")
     assert all(run["reused"] for row in again["rows"] for run in row["runs"])
     assert [r["config_hash"] for r in again["rows"]] == [r["config_hash"] for r in first["rows"]]
     logged = search(filter_string=f"tags.mlflow.parentRunId = '{again['parent_run_id']}'")
@@ -205,6 +217,42 @@ def test_baseline_beats_chance(tracking_workdir):
     assert outcome.metrics["fusion/mAP_0.3"] > 5.0
     assert set(outcome.predictions) == {"rgb", "flow", "fusion"}
     assert outcome.param_counts["rgb"] == (32 + 1) * (4 + 1)
+
+
+def test_parallel_seeds_give_the_same_numbers_and_files(first_execution, tracking_workdir, tmp_path):
+    """Seeds on two worker processes: the same metrics and prediction files as one process (the runs are
+    deterministic per seed), every run logged once with its worker's times."""
+    import pandas as pd
+
+    first, first_dir, _ = first_execution
+    parallel = run_table(TABLE, workers=2, results_dir=tmp_path / "results")
+    assert [[run["metrics"] for run in row["runs"]] for row in parallel["rows"]] == \
+        [[run["metrics"] for run in row["runs"]] for row in first["rows"]]
+    assert not any(run["reused"] for row in parallel["rows"] for run in row["runs"])  # a fresh store
+    for row, first_row in zip(parallel["rows"], first["rows"], strict=True):
+        for run, first_run in zip(row["runs"], first_row["runs"], strict=True):
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / run["predictions"]),
+                                          pd.read_parquet(first_dir / first_run["predictions"]))
+    children = search(filter_string=f"tags.mlflow.parentRunId = '{parallel['parent_run_id']}'")
+    assert len(children) == 3 * 2 and set(children["status"]) == {"FINISHED"}
+
+
+def test_prediction_files_recompute_the_logged_metrics(first_execution):
+    """The prediction files of a table (ground truth + each run's streams) give back every logged mAP."""
+    from talbench.benchmark import predictions as files
+    from talbench.eval.detection import evaluate_detection
+
+    results, folder, _ = first_execution
+    table = folder / results["eval"]["predictions"]
+    gt, videos = files.read_ground_truth(table)
+    assert len(videos) == 10 and set(gt["video_id"]) <= set(videos)
+    for row in results["rows"]:
+        for run in row["runs"]:
+            streams, stats = files.read_run(table, Path(run["predictions"]).name, {"rgb", "flow", "fusion"})
+            assert set(streams) == {"rgb", "flow", "fusion"} and stats is None
+            for column in ("rgb", "flow", "fusion"):
+                value = evaluate_detection(gt, streams[column], [0.5]).map[0]
+                assert value == run["metrics"][column], (row["name"], run["seed"], column)
 
 
 def test_same_seed_same_numbers(tracking_workdir):

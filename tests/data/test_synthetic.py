@@ -72,6 +72,46 @@ def test_a_video_does_not_depend_on_the_number_of_videos(tiny, tmp_path):
         assert (fewer / name).read_bytes() == (tiny / name).read_bytes()
 
 
+@pytest.mark.parametrize("cpu_env", [
+    {"OPENBLAS_CORETYPE": "Haswell"},  # another OpenBLAS kernel (the default here may be SkylakeX)
+    {"OPENBLAS_CORETYPE": "Prescott"},  # the oldest, no SIMD
+    {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL"},  # numpy's own SIMD paths without AVX-512
+])
+def test_the_same_bytes_whatever_the_cpu_kernels(tiny, tmp_path, cpu_env):
+    """The data are identical under other BLAS kernels and numpy SIMD paths, so dvc.lock's md5 certifies the
+    synthetic benchmark across machines (a BLAS product and float32 transcendentals differ in their last bits)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import pathlib, sys; from talbench.config import load_params, resolve; "
+            "from talbench.data.synthetic import generate; "
+            "generate(resolve(load_params(), 'tiny')['synth'], pathlib.Path(sys.argv[1]))")
+    env = {**os.environ, **cpu_env}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "tiny")], env=env, check=True, cwd=PARAMS_FILE.parent)
+    assert digest(tmp_path / "tiny") == digest(tiny)
+
+
+def test_features_sit_on_the_storage_grid(tiny):
+    from talbench.data.synthetic.features import GRID
+
+    features = np.load(tiny / "i3d_features" / "video_test_0000001.npy")
+    assert features.dtype == np.float32
+    np.testing.assert_array_equal(np.round(features.astype(np.float64) / GRID) * GRID, features)
+
+
+def test_fixed_order_matmul_is_the_product_summed_in_index_order():
+    from talbench.data.synthetic.features import fixed_order_matmul
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((5, 7)), rng.standard_normal((7, 3))
+    np.testing.assert_allclose(fixed_order_matmul(a, b), a @ b, rtol=1e-12)
+    expected = np.zeros((5, 3))
+    for k in range(7):
+        expected = expected + np.outer(a[:, k], b[k])
+    np.testing.assert_array_equal(fixed_order_matmul(a, b), expected)
+
+
 # ------------------------------------------------------------------ layout
 def test_actionformer_thumos14_layout(tiny):
     cfg = synth_cfg("tiny")

@@ -27,7 +27,7 @@ UNIT_PROFILE = {
         "streams": {"rgb": {"nuisance": 0.5}, "flow": {"nuisance": 0.5}},
     },
     "data": {"feature_dim": 32},
-    "pipeline": {"seeds": 2},
+    "pipeline": {"seeds": 2, "workers": 1},
     # every section a test family's DVC stage reads, as params.yaml's profiles list them
     **{section: {} for section in ("eval", "run", "model", "test_time", "baseline", "baseline_b")},
 }

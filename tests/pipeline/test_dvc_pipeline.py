@@ -61,8 +61,9 @@ def make_pipeline_repo(tmp_path: Path, monkeypatch) -> Path:
     for stage in ("proposals", *FAMILIES):
         del pipeline["stages"][stage]
     leaderboard = pipeline["stages"].pop("leaderboard")  # its inputs are the results of this copy's tables
-    leaderboard["deps"] = [f"results/{t}.json" for t in (TABLE, TABLE_B)] + [
-        d for d in leaderboard["deps"] if not d.startswith("results/")
+    leaderboard["deps"] = [f"{kind}/{t}{suffix}" for kind, suffix in (("results", ".json"), ("predictions", ""))
+                           for t in (TABLE, TABLE_B)] + [
+        d for d in leaderboard["deps"] if not d.startswith(("results/", "predictions/"))
     ]
     for family in (FAMILY_A, FAMILY_B):
         pipeline["stages"][family.stage] = family_stage(family, REPO)
@@ -183,8 +184,10 @@ def test_leaderboard_depends_on_exactly_the_active_tables_results():
     the default pipeline); the list must follow params.yaml `pipeline.tables`."""
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
     tables = yaml.safe_load((REPO / "params.yaml").read_text())["pipeline"]["tables"]
-    results_deps = [d for d in pipeline["stages"]["leaderboard"]["deps"] if d.startswith("results")]
-    assert results_deps == [f"results/{t}.json" for family in tables.values() for t in family]
+    deps = pipeline["stages"]["leaderboard"]["deps"]
+    active = [t for family in tables.values() for t in family]
+    assert [d for d in deps if d.startswith("results")] == [f"results/{t}.json" for t in active]
+    assert [d for d in deps if d.startswith("predictions")] == [f"predictions/{t}" for t in active]
 
 
 def test_family_stages_are_the_codes_view():

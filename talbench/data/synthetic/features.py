@@ -4,7 +4,15 @@ For stream ``s`` and cell ``t`` (centre time ``tau_t``)::
 
     a_t  = latent activations (background mixture, context presence, soft phase weights)
     h_t^s = ((g^s * a_t) U^s + nu^s z_t^s) M^s + b^s + sigma^s eps_t^s
-    x_t^s = softplus(h_t^s)
+    x_t^s = softplus(h_t^s), stored as float32 on a grid of 2^-12
+
+**The same bytes on every machine.** A BLAS matrix product sums in an order that depends on the CPU's kernel
+(OpenBLAS picks one per CPU; ``OPENBLAS_CORETYPE`` changes it), so its last bits differ between machines. Every
+product here is :func:`fixed_order_matmul`: float64, one elementwise multiply-add per inner index, in index
+order; elementwise IEEE operations round the same everywhere. What is left to the CPU are the last bits of the
+float64 transcendental functions (numpy has SIMD versions of exp / log / tanh per instruction set); rounding the
+features to multiples of ``2^-12`` (:data:`GRID`, far below the noise level) absorbs those: a feature changes
+only if its float64 value lies within a few 1e-16 of a grid midpoint (about one value in 10^11).
 
 with ``z`` (L-dim latent nuisance, full rank) and ``eps`` (D-dim sensor noise) stationary AR(1)
 processes of unit variance and coefficient ``noise_rho`` (adjacent I3D clips overlap by 12 of 16 frames), so features are non-negative and temporally
@@ -19,6 +27,19 @@ import numpy as np
 from talbench.data.synthetic.config import SynthConfig
 from talbench.data.synthetic.layout import VideoLayout
 from talbench.data.synthetic.taxonomy import STREAMS, Taxonomy
+
+GRID = 2.0**-12
+"""Stored features are float32 multiples of GRID (see the module docstring)."""
+
+
+def fixed_order_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` in float64, summed over the inner index in order with elementwise operations only (no BLAS):
+    the same bits on every CPU."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out = np.zeros((a.shape[0], b.shape[1]))
+    for k in range(a.shape[1]):
+        out += a[:, k, None] * b[None, k, :]
+    return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -64,9 +85,9 @@ def latent_activations(layout: VideoLayout, cfg: SynthConfig, taxonomy: Taxonomy
     # Context: presence of class c is the soft union of its regions (instance with margins, coupling).
     around = layout.region_kind <= 1
     presence = soft_box(t, layout.region_start[around], layout.region_end[around], cfg.context.blur_s)
-    per_class = np.minimum(presence @ np.eye(cfg.num_classes)[layout.region_label[around]], 1.0)
+    per_class = np.minimum(fixed_order_matmul(presence, np.eye(cfg.num_classes)[layout.region_label[around]]), 1.0)
     share = cfg.context.class_share
-    per_family = np.minimum(per_class @ np.eye(cfg.num_families)[taxonomy.family_of_class], 1.0)
+    per_family = np.minimum(fixed_order_matmul(per_class, np.eye(cfg.num_families)[taxonomy.family_of_class]), 1.0)
     act[:, taxonomy.scene_atom] = np.sqrt(1 - share) * per_family
     act[:, taxonomy.context_atom] = np.sqrt(share) * per_class
 
@@ -82,7 +103,7 @@ def latent_activations(layout: VideoLayout, cfg: SynthConfig, taxonomy: Taxonomy
     ).ravel()
     to_atoms = np.zeros((atoms.size, taxonomy.num_atoms))
     to_atoms[np.arange(atoms.size), atoms] = np.repeat(layout.gain, 4)
-    act += member @ to_atoms
+    act += fixed_order_matmul(member, to_atoms)
     return act
 
 
@@ -96,14 +117,10 @@ def render_features(
         gains = getattr(cfg.streams, stream)
         # Gains in the order of taxonomy.GROUPS: background, scene, class context, 4 action phases.
         per_group = np.array([gains.background, gains.context, gains.context] + [gains.action] * 4)
-        signal = (act * per_group[taxonomy.atom_group]).astype(np.float32) @ taxonomy.dictionaries[stream]
-        nuisance = ar1(rng.standard_normal((layout.num_cells, cfg.latent_dim)), cfg.noise_rho).astype(np.float32)
-        noise = ar1(rng.standard_normal((layout.num_cells, cfg.feature_dim), dtype=np.float32), cfg.noise_rho)
-        pre = (
-            signal
-            + taxonomy.bias[stream]
-            + gains.nuisance * (nuisance @ taxonomy.mixing[stream])
-            + (gains.noise * noise).astype(np.float32)
-        )
-        streams.append(np.logaddexp(np.float32(0), pre, dtype=np.float32))
-    return np.concatenate(streams, axis=1)
+        nuisance = ar1(rng.standard_normal((layout.num_cells, cfg.latent_dim)), cfg.noise_rho)
+        noise = ar1(rng.standard_normal((layout.num_cells, cfg.feature_dim)), cfg.noise_rho)
+        latent = fixed_order_matmul(act * per_group[taxonomy.atom_group], taxonomy.atoms[stream])
+        latent += gains.nuisance * nuisance
+        pre = fixed_order_matmul(latent, taxonomy.mixing[stream]) + taxonomy.bias[stream] + gains.noise * noise
+        streams.append(np.logaddexp(0.0, pre))
+    return (np.round(np.concatenate(streams, axis=1) / GRID) * GRID).astype(np.float32)

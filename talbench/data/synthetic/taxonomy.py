@@ -1,13 +1,14 @@
-"""Classes, families and the per-stream dictionaries of latent factors.
+"""Classes, families and the per-stream atoms of latent factors.
 
 A family (think "track and field jumps") shares a scene context ``S_f`` and the motion patterns of its
 onset ``O_f``, preparatory body ``B_f`` and offset ``E_f``; each class ``c`` of the family differs by a short
 key phase ``K_c`` (the take-off) and by a class-specific context ``Q_c`` (the pit, the bar).  Key patterns of
 one family are correlated, ``K_c = sqrt(s) K̄_f + sqrt(1 - s) K'_c`` with ``s = key_family_similarity``, so
 that classes of one family are confusable.  Background (class-agnostic) uses ``background_atoms`` atoms.
-Atoms live in a latent space of ``latent_dim`` dimensions (entries N(0, 1)); each stream mixes that space
-into its ``D`` feature dimensions with its own random matrix ``M^s`` (entries N(0, 1/L)), so the stream's
-dictionary is ``W^s = U^s M^s`` and the difficulty does not grow easier with ``D`` (docs/synthetic.md).
+Atoms live in a latent space of ``latent_dim`` dimensions (entries N(0, 1)), ``U^s`` per stream; each stream
+mixes that space into its ``D`` feature dimensions with its own random matrix ``M^s`` (entries N(0, 1/L)), so
+the difficulty does not grow easier with ``D`` (docs/synthetic.md). Everything is float64; the features
+module multiplies them in a fixed order (no BLAS), so the data are the same bytes on every machine.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ GROUPS = ("background", "scene", "class_context", "onset", "body", "key", "offse
 
 @dataclass(frozen=True)
 class Taxonomy:
-    """Class names, class -> family map, atom index tables and per-stream dictionaries."""
+    """Class names, class -> family map, atom index tables and per-stream atoms, mixing matrices and biases."""
 
     classes: list[str]
     family_of_class: np.ndarray  # (C,) int
@@ -39,9 +40,9 @@ class Taxonomy:
     key_atom: np.ndarray  # (C,)
     offset_atom: np.ndarray  # (F,)
     background_atoms: np.ndarray  # (G,)
-    dictionaries: dict[str, np.ndarray]  # stream -> (A, D) float32, W^s = U^s M^s
-    mixing: dict[str, np.ndarray]  # stream -> (L, D) float32, M^s
-    bias: dict[str, np.ndarray]  # stream -> (D,) float32
+    atoms: dict[str, np.ndarray]  # stream -> (A, L) float64, U^s
+    mixing: dict[str, np.ndarray]  # stream -> (L, D) float64, M^s
+    bias: dict[str, np.ndarray]  # stream -> (D,) float64
 
     @property
     def num_atoms(self) -> int:
@@ -57,7 +58,7 @@ def _class_names(family_of_class: np.ndarray) -> list[str]:
 
 
 def build_taxonomy(cfg: SynthConfig, rng: np.random.Generator) -> Taxonomy:
-    """Draw the dictionaries of both streams from ``rng`` (deterministic for a seed)."""
+    """Draw the atoms, mixing matrices and biases of both streams from ``rng`` (deterministic for a seed)."""
     num_c, num_f, num_g = cfg.num_classes, cfg.num_families, cfg.background_atoms
     family_of_class = np.concatenate(
         [np.full(len(part), f) for f, part in enumerate(np.array_split(np.arange(num_c), num_f))]
@@ -71,15 +72,14 @@ def build_taxonomy(cfg: SynthConfig, rng: np.random.Generator) -> Taxonomy:
     atom_group = np.concatenate([np.full(n, GROUPS.index(name)) for name, n in sizes.items()])
 
     dim, latent, share = cfg.feature_dim, cfg.latent_dim, cfg.key_family_similarity
-    dictionaries, mixing, bias = {}, {}, {}
+    stream_atoms, mixing, bias = {}, {}, {}
     for stream in STREAMS:
         atoms = rng.standard_normal((atom_group.size, latent))
         family_key = rng.standard_normal((num_f, latent))
         atoms[index["key"]] = np.sqrt(share) * family_key[family_of_class] + np.sqrt(1 - share) * atoms[index["key"]]
-        mix = rng.standard_normal((latent, dim)) / np.sqrt(latent)
-        dictionaries[stream] = (atoms @ mix).astype(np.float32)
-        mixing[stream] = mix.astype(np.float32)
-        bias[stream] = (cfg.bias + 0.5 * rng.standard_normal(dim)).astype(np.float32)
+        stream_atoms[stream] = atoms
+        mixing[stream] = rng.standard_normal((latent, dim)) / np.sqrt(latent)
+        bias[stream] = cfg.bias + 0.5 * rng.standard_normal(dim)
 
     return Taxonomy(
         classes=_class_names(family_of_class),
@@ -92,7 +92,7 @@ def build_taxonomy(cfg: SynthConfig, rng: np.random.Generator) -> Taxonomy:
         key_atom=index["key"],
         offset_atom=index["offset"],
         background_atoms=index["background"],
-        dictionaries=dictionaries,
+        atoms=stream_atoms,
         mixing=mixing,
         bias=bias,
     )

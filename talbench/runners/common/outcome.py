@@ -20,11 +20,14 @@ class RowOutcome:
 
     ``metrics``: flat names (``rgb/mAP_0.5``, ``fusion/average_mAP``, ``params_m``, ``class_acc``, ...),
     percentages as the papers print them. ``predictions``: stream -> DataFrame ``video_id, label, start,
-    end, score`` on the evaluation split. ``timings``: seconds (``train``, ``infer``, ...).
+    end, score`` on the evaluation split. ``video_stats``: the per-video components of ratio metrics, a
+    DataFrame ``metric, video_id, numerator, denominator`` with ``metric = 100 sum(numerator) /
+    sum(denominator)`` (what the bootstrap over test videos resamples). ``timings``: seconds (``train``, ...).
     """
 
     metrics: dict[str, float]
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)
+    video_stats: pd.DataFrame | None = None
     param_counts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     checkpoint_dir: Path | None = None

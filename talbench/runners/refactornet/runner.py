@@ -176,6 +176,13 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     table3 = high_quality_proposal_metrics(gt, labelled_proposals(outputs, dataset.classes), rc["high_quality_tiou"])
     metrics.update({"class_acc": table3["class_accuracy"], "mean_tiou": table3["mean_tiou"],
                     "high_quality_proposals": float(table3["n_high_quality"])})
+    per_video = table3["per_video"]
+    video_stats = pd.concat([
+        pd.DataFrame({"metric": "class_acc", "video_id": per_video["video_id"],
+                      "numerator": per_video["n_correct"], "denominator": per_video["n_high_quality"]}),
+        pd.DataFrame({"metric": "mean_tiou", "video_id": per_video["video_id"],
+                      "numerator": per_video["sum_tiou"], "denominator": per_video["n_high_quality"]}),
+    ], ignore_index=True)
     infer_seconds = time.perf_counter() - infer_start
     recall = average_recall(gt, proposals, cfg["eval"]["ar_an"], cfg["eval"]["ar_tiou_thresholds"])
     metrics.update({f"proposals/AR_{an}": float(value) for an, value in recall["ar"].items()})  # AR@AN
@@ -207,7 +214,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
                "proposals": log["proposal_seconds"], "stage2": log["stage2_seconds"],
                "train": metrics["train_seconds"], "infer": infer_seconds, "loaded_from_cache": loaded}
     return RowOutcome(
-        metrics=metrics, predictions=predictions,
+        metrics=metrics, predictions=predictions, video_stats=video_stats,
         param_counts={f"paper_{k}": v for k, v in paper.items()} | {f"actual_{k}": v for k, v in actual.items()},
         timings=timings, checkpoint_dir=folder,
     )
