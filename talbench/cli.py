@@ -117,6 +117,41 @@ def leaderboard(
 
 
 @app.command()
+def verdicts(
+    results_dir: Annotated[Path, typer.Option(help="folder of results/<table>.json")] = Path("results"),
+    compare: Annotated[tuple[Path, Path] | None, typer.Option(
+        help="two results folders (each with predictions/ beside it): list every verdict that differs")] = None,
+) -> None:
+    """Every claim's verdict on the reproduction; with --compare A B, the verdicts that differ between two
+    reproductions (holds <-> fails is an error, exit code 1; decisive <-> inconclusive a warning)."""
+    from talbench.leaderboard.compare import compare as compare_verdicts
+    from talbench.leaderboard.compare import counts
+    from talbench.leaderboard.compare import verdicts as judge
+    from talbench.leaderboard.generate import load_rule
+
+    with _user_errors():
+        rule = load_rule()
+        if compare is None:
+            found = judge(results_dir, rule)
+            for v in found.values():
+                console.print(f"{v.table} claim {v.claim}: {v.judgement.verdict}: {v.text}", markup=False)
+            console.print(f"{counts(found)}", markup=False)
+            return
+        first, second = (judge(folder, rule) for folder in compare)
+        changes = compare_verdicts(first, second)
+    console.print(f"{compare[0]}: {counts(first)}; {compare[1]}: {counts(second)}", markup=False)
+    for change in changes:
+        level = "error" if change.flip else "warning"
+        console.print(f"{level}: {change.table} claim {change.claim} ({change.text}): {change.before} in "
+                      f"{compare[0]}, {change.after} in {compare[1]}", markup=False)
+    flips = sum(change.flip for change in changes)
+    console.print(f"{len(first.keys() & second.keys())} claims compared: {flips} holds <-> fails, "
+                  f"{len(changes) - flips} decisive <-> inconclusive", markup=False)
+    if flips:
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def tune(
     study: Annotated[str, typer.Argument(help="study name in params.yaml, e.g. dnet-lambdas")],
     trials: Annotated[int | None, typer.Option(help="number of trials (default: from params.yaml)")] = None,

@@ -40,6 +40,7 @@ class RunRecord(_Record):
     seed: int
     run_id: str = Field(min_length=1)
     reused: bool = False
+    predictions: str | None = None  # the run's prediction file, relative to the results folder's parent
     metrics: dict[str, float | None]
 
 
@@ -57,6 +58,12 @@ class DataInfo(_Record):
     checksum: str | None = None
 
 
+class EvalInfo(_Record):
+    split: str
+    tiou_thresholds: list[float]
+    predictions: str  # the table's prediction folder, relative to the results folder's parent
+
+
 class TableResult(_Record):
     table: str
     paper: str
@@ -64,6 +71,7 @@ class TableResult(_Record):
     git_commit: str
     git_dirty: bool = False
     data: DataInfo
+    eval: EvalInfo | None = None
     tracking_uri: str | None = None
     experiment: str | None = None
     parent_run_id: str | None = None

@@ -14,6 +14,8 @@ Claim checks (``check:`` of a claim; ``metrics`` are table columns, every compar
 * ``best``         ``a > r`` for every row ``r`` in ``others`` (default: every other row of the table)
 * ``order``        ``rows[0] < rows[1] < ...`` (strictly increasing)
 * ``gain_larger``  ``a - base > b - base``
+* ``not_greater``  ``a - b <= margin``: a does not beat b (non-superiority; ``leaderboard.margin`` in params.yaml)
+* ``similar``      ``|a - b| <= margin`` (the same margin)
 * ``all``          every check in ``checks`` holds
 """
 
@@ -137,6 +139,24 @@ class GainLarger(_Strict):
     metrics: list[str] = Field(min_length=1)
 
 
+class NotGreater(_Strict):
+    """Row ``a`` does not beat row ``b`` by more than the margin (``leaderboard.margin``): ``a - b <= margin``."""
+
+    kind: Literal["not_greater"]
+    a: str
+    b: str
+    metrics: list[str] = Field(min_length=1)
+
+
+class Similar(_Strict):
+    """Rows ``a`` and ``b`` are within the margin of each other (``leaderboard.margin``): ``|a - b| <= margin``."""
+
+    kind: Literal["similar"]
+    a: str
+    b: str
+    metrics: list[str] = Field(min_length=1)
+
+
 class AllOf(_Strict):
     """Every listed check holds."""
 
@@ -144,7 +164,8 @@ class AllOf(_Strict):
     checks: list[Check] = Field(min_length=1)
 
 
-Check = Annotated[Greater | Delta | Ratio | Best | Order | GainLarger | AllOf, Field(discriminator="kind")]
+Check = Annotated[Greater | Delta | Ratio | Best | Order | GainLarger | NotGreater | Similar | AllOf,
+                  Field(discriminator="kind")]
 AllOf.model_rebuild()
 
 

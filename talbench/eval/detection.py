@@ -190,11 +190,31 @@ def greedy_match(
     return tp
 
 
-def evaluate_detection(
-    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "official"
-) -> DetectionResult:
-    """Detection mAP of ``pred`` (video_id, label, start, end, score) against ``gt`` (video_id, label,
-    start, end), times in seconds, with the official ActivityNet semantics (see the module docstring)."""
+@dataclass(frozen=True)
+class Matching:
+    """The official matching of one prediction table against the ground truth, the part of the evaluation that
+    does not depend on how often each video counts: ``tp`` ``(T, N)`` flags of the predictions ranked per class
+    (class ``c`` holds ranks ``class_offsets[c]:class_offsets[c + 1]``), the video of each ranked prediction
+    (codes into ``videos``) and the ground-truth count per class and video ``npos`` ``(C, V)``."""
+
+    thresholds: np.ndarray
+    classes: pd.Index
+    videos: pd.Index
+    class_offsets: np.ndarray
+    tp: np.ndarray
+    pred_video: np.ndarray
+    npos: np.ndarray
+    n_gt: int
+    n_pred: int
+    ignored_predictions: dict
+
+
+def match_detections(
+    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "official",
+    videos: Sequence[str] | None = None,
+) -> Matching:
+    """Rank and match ``pred`` against ``gt`` (see the module docstring). ``videos`` (default: those of the GT
+    and the predictions) fixes the video numbering, e.g. every evaluation video for a bootstrap."""
     thresholds = check_thresholds(tiou_thresholds)
     validate_frame(gt, GT_COLUMNS, "ground truth")
     validate_frame(pred, PRED_COLUMNS, "predictions")
@@ -212,10 +232,15 @@ def evaluate_detection(
             f"{int(unknown.sum())} prediction(s) with label(s) absent from the ground truth were ignored: "
             f"{ignored}",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
 
     gt_video, pred_video = shared_video_codes(gt, pred)
+    video_index = pd.Index(pd.unique(pd.concat([gt["video_id"], pred["video_id"]], ignore_index=True)))
+    if videos is not None:
+        extra = video_index.difference(pd.Index(list(videos)), sort=False)
+        video_index = pd.Index(list(videos)).append(extra)
+        gt_video, pred_video = video_index.get_indexer(gt["video_id"]), video_index.get_indexer(pred["video_id"])
     n_classes = len(classes)
     gt_key_all = gt_video.astype(np.int64) * n_classes + gt_class
     pred_key_all = pred_video.astype(np.int64) * n_classes + pred_class
@@ -226,7 +251,6 @@ def evaluate_detection(
     gt_key = gt_key_all[gt_order]
     gt_start = gt_start_all[gt_order]
     gt_end = gt["end"].to_numpy(dtype=np.float64)[gt_order]
-    npos = np.bincount(gt_class, minlength=n_classes)
 
     # Predictions ranked per class (official order), classes concatenated: rank = position in this order.
     scores = pred["score"].to_numpy(dtype=np.float64)
@@ -244,26 +268,65 @@ def evaluate_detection(
         gt_key, gt_start, gt_end, thresholds.min(),
     )
     tp = greedy_match(pair_pred, pair_gt, pair_tiou, ranked.size, len(gt), thresholds, gt_tie_rank=gt_order)
+    npos = np.zeros((n_classes, len(video_index)), dtype=np.int64)
+    np.add.at(npos, (gt_class, gt_video), 1)
+    return Matching(thresholds, classes, video_index, np.asarray(class_offsets), tp, pred_video[ranked], npos,
+                    len(gt), len(pred), ignored)
 
-    ap = np.zeros((n_classes, thresholds.size))
+
+def average_precision(matching: Matching, video_weights: np.ndarray | None = None) -> np.ndarray:
+    """AP ``(W, C, T)`` of every class and threshold when each video counts ``video_weights[w, v]`` times
+    (``(W, V)``; None: once each, the plain evaluation, ``W = 1``). A video drawn k times by a bootstrap over
+    videos is k copies of its predictions and ground truth; copies of one prediction are adjacent in the ranking
+    and matched alike, so counting each with weight k gives exactly the AP of the copied list. A class without
+    ground truth under a weighting has AP NaN (left out of the mAP, as the official code leaves out absent
+    classes)."""
+    n_videos = len(matching.videos)
+    weights = np.ones((1, n_videos)) if video_weights is None else np.asarray(video_weights, dtype=np.float64)
+    n_classes, n_thr = len(matching.classes), matching.thresholds.size
+    ap = np.zeros((weights.shape[0], n_classes, n_thr))
+    npos = weights @ matching.npos.T.astype(np.float64) if video_weights is not None else \
+        matching.npos.sum(axis=1, dtype=np.float64)[None, :]
     for c in range(n_classes):
-        lo, hi = class_offsets[c], class_offsets[c + 1]
+        lo, hi = matching.class_offsets[c], matching.class_offsets[c + 1]
         if hi == lo:
             continue
-        tp_cum = np.cumsum(tp[:, lo:hi], axis=1, dtype=np.float64)
-        fp_cum = np.cumsum(~tp[:, lo:hi], axis=1, dtype=np.float64)
-        ap[c] = interpolated_ap(tp_cum / (tp_cum + fp_cum), tp_cum / npos[c])
+        if video_weights is None:
+            tp_cum = np.cumsum(matching.tp[:, lo:hi], axis=1, dtype=np.float64)[None]
+            fp_cum = np.cumsum(~matching.tp[:, lo:hi], axis=1, dtype=np.float64)[None]
+            counted = np.ones((1, hi - lo), dtype=bool)
+        else:
+            w = weights[:, matching.pred_video[lo:hi]][:, None, :]  # (W, 1, n)
+            tp_cum = np.cumsum(w * matching.tp[None, :, lo:hi], axis=2)
+            fp_cum = np.cumsum(w * ~matching.tp[None, :, lo:hi], axis=2)
+            counted = w[:, 0, :] > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(counted[:, None, :], tp_cum / (tp_cum + fp_cum), 0.0)
+            recall = tp_cum / npos[:, c, None, None]
+        flat = interpolated_ap(precision.reshape(-1, hi - lo), recall.reshape(-1, hi - lo))
+        ap[:, c] = flat.reshape(weights.shape[0], n_thr)
+    ap[npos == 0] = np.nan
+    return ap
 
-    per_class = pd.DataFrame(ap * 100.0, index=pd.Index(classes, name="label"), columns=thresholds.tolist())
+
+def evaluate_detection(
+    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "official"
+) -> DetectionResult:
+    """Detection mAP of ``pred`` (video_id, label, start, end, score) against ``gt`` (video_id, label,
+    start, end), times in seconds, with the official ActivityNet semantics (see the module docstring)."""
+    matching = match_detections(gt, pred, tiou_thresholds, tie_break=tie_break)
+    ap = average_precision(matching)[0]
+    per_class = pd.DataFrame(ap * 100.0, index=pd.Index(matching.classes, name="label"),
+                             columns=matching.thresholds.tolist())
     mean_ap = ap.mean(axis=0) * 100.0
     return DetectionResult(
-        tiou=thresholds,
+        tiou=matching.thresholds,
         map=mean_ap,
         average_map=float(mean_ap.mean()),
         per_class_ap=per_class,
-        n_gt=len(gt),
-        n_pred=len(pred),
-        ignored_predictions=ignored,
+        n_gt=matching.n_gt,
+        n_pred=matching.n_pred,
+        ignored_predictions=matching.ignored_predictions,
     )
 
 

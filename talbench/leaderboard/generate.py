@@ -17,20 +17,24 @@ from talbench.config import PARAMS_FILE, REPO_ROOT, load_params
 from talbench.errors import ConfigError
 from talbench.io import atomic_dir
 from talbench.leaderboard.claims import Rule
+from talbench.leaderboard.forest import plot_forest
 from talbench.leaderboard.render import TableView, render_index, render_paper, summarize
+
+RULE_KEYS = {"margin": float, "min_seeds": int, "resamples": int, "bootstrap_seed": int, "max_seeds": int}
 
 
 def load_rule(params_path: Path = PARAMS_FILE) -> Rule:
     """The claim-judging rule from params.yaml's ``leaderboard`` section."""
     section = load_params(params_path).get("leaderboard")
     if not isinstance(section, dict):
-        raise ConfigError(f"{params_path}: leaderboard: missing section (spread_k, min_seeds)")
+        raise ConfigError(f"{params_path}: leaderboard: missing section ({', '.join(RULE_KEYS)})")
     try:
-        rule = Rule(spread_k=float(section["spread_k"]), min_seeds=int(section["min_seeds"]))
+        rule = Rule(**{key: kind(section[key]) for key, kind in RULE_KEYS.items()})
     except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"{params_path}: leaderboard: needs numbers spread_k and min_seeds ({err})") from err
-    if rule.spread_k < 0 or rule.min_seeds < 2:
-        raise ConfigError(f"{params_path}: leaderboard: spread_k must be >= 0 and min_seeds >= 2")
+        raise ConfigError(f"{params_path}: leaderboard: needs numbers {', '.join(RULE_KEYS)} ({err})") from err
+    if rule.margin < 0 or rule.min_seeds < 2 or rule.resamples < 100 or rule.max_seeds < rule.min_seeds:
+        raise ConfigError(f"{params_path}: leaderboard: margin must be >= 0, min_seeds >= 2, resamples >= 100 "
+                          "and max_seeds >= min_seeds")
     return rule
 
 
@@ -57,7 +61,7 @@ def write_leaderboards(
                 console.print(f"[yellow]{path}: ignored, {table_id} is pending ({bench.pending_reason})[/]")
             else:
                 result = load_table_result(path, bench)
-        views[bench.paper].append(TableView.build(bench, result, rule))
+        views[bench.paper].append(TableView.build(bench, result, rule, results_dir.parent))
     studies = load_tune_results(results_dir)
     for study in studies:
         if study.paper not in PAPERS:
@@ -69,7 +73,10 @@ def write_leaderboards(
         (tmp / "README.md").write_text(render_index(summaries, rule, synthetic), encoding="utf-8")
         for paper, paper_views in views.items():
             paper_studies = [s for s in studies if s.paper == paper]
-            page = render_paper(paper, paper_views, paper_studies, out_dir.resolve(), repo_root)
+            forest = f"{paper}_verdicts.png"
+            drawn = plot_forest(PAPERS[paper]["short"], paper_views, tmp / forest)
+            page = render_paper(paper, paper_views, paper_studies, out_dir.resolve(), repo_root,
+                                forest=forest if drawn else None)
             (tmp / f"{paper}.md").write_text(page, encoding="utf-8")
     for s in summaries:
         rep = s.reproduced

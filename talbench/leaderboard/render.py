@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from talbench.benchmark.results import SplitScores, TableResult, TuneResult
+from talbench.benchmark.results import SplitScores, Stat, TableResult, TuneResult
 from talbench.benchmark.schema import PAPERS, Benchmark, Claim
 from talbench.leaderboard.claims import (
     FAILS,
@@ -15,7 +15,6 @@ from talbench.leaderboard.claims import (
     NOT_APPLICABLE,
     Judgement,
     Rule,
-    Stat,
     describe,
     judge_published,
     judge_reproduced,
@@ -25,8 +24,8 @@ VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_APPLICABLE)
 SYNTHETIC_NOTE = (
     "> **Synthetic data.** The reproduced numbers come from talbench's embedded synthetic benchmark, not from "
     "the paper's data: their absolute values are not comparable with the published ones. What is tested are the "
-    "paper's claims (which row beats which, orderings and gains), judged on the reproduced means over seeds; "
-    "claims whose threshold is a number of the real benchmark are marked n/a."
+    "paper's claims (which row beats which, orderings and gains), judged on 95% intervals of the reproduced "
+    "differences over seeds and test videos; claims whose threshold is a number of the real benchmark are n/a."
 )
 
 
@@ -39,16 +38,23 @@ class TableView:
     stats: dict[str, dict[str, Stat]] = field(default_factory=dict)
     published: list[Judgement] = field(default_factory=list)
     reproduced: list[Judgement | None] = field(default_factory=list)
+    rule: Rule = field(default_factory=Rule)
 
     @classmethod
-    def build(cls, bench: Benchmark, result: TableResult | None, rule: Rule) -> TableView:
+    def build(cls, bench: Benchmark, result: TableResult | None, rule: Rule, root: Path) -> TableView:
+        """Judge ``bench``'s claims on the published numbers and on ``result`` (its prediction files are read
+        relative to ``root``, the results folder's parent)."""
+        from talbench.leaderboard.samples import TableSamples
+
         stats = result.stats() if result is not None else {}
         synthetic = result is not None and result.data.source == "synthetic"
-        view = cls(bench, result, stats)
+        view = cls(bench, result, stats, rule=rule)
+        samples = TableSamples(bench, result, root, resamples=rule.resamples, seed=rule.bootstrap_seed) \
+            if result is not None else None
         for claim in bench.claims:
-            view.published.append(judge_published(bench, claim))
+            view.published.append(judge_published(bench, claim, rule))
             view.reproduced.append(
-                judge_reproduced(bench, claim, stats, rule, synthetic=synthetic) if result is not None else None
+                judge_reproduced(bench, claim, samples.samples, rule, synthetic=synthetic) if samples else None
             )
         return view
 
@@ -158,7 +164,7 @@ def render_table(view: TableView) -> list[str]:
         lines.append("|---|---|---|---|")
         for claim, pub, rep in zip(bench.claims, view.published, view.reproduced):
             lines.append(
-                f"| {_cell(_claim_text(claim))} | {_cell(describe(claim.check))} | "
+                f"| {_cell(_claim_text(claim))} | {_cell(describe(claim.check, view.rule))} | "
                 f"{_cell(_verdict_text(pub, '—'))} | {_cell(_verdict_text(rep, missing))} |"
             )
     else:
@@ -304,7 +310,8 @@ def summarize(paper: str, views: list[TableView]) -> PaperSummary:
 
 
 def render_paper(
-    paper: str, views: list[TableView], studies: list[TuneResult], page_dir: Path, repo_root: Path
+    paper: str, views: list[TableView], studies: list[TuneResult], page_dir: Path, repo_root: Path,
+    forest: str | None = None,
 ) -> str:
     summary = summarize(paper, views)
     lines = _header(paper, views)
@@ -318,11 +325,14 @@ def render_paper(
     )
     lines.append("")
     lines.append(
-        "Claims on a reproduction: **holds** when mean ± k·(std_a + std_b) lies entirely on the claimed side, "
-        "**fails** when entirely on the other, **inconclusive** when the seed spread straddles the bound "
-        "(or fewer seeds than needed); see docs/leaderboards.md."
+        "Claims on a reproduction: each comparison's 95% interval combines the seeds' spread (paired by seed "
+        "within a table) and a bootstrap over the test videos from the saved predictions; **holds** when the "
+        "interval lies entirely on the claimed side, **fails** when entirely on the other, **inconclusive** "
+        "otherwise, with the seeds per row that would decide it; see docs/leaderboards.md."
     )
     lines.append("")
+    if forest is not None:
+        lines += [f"![{PAPERS[paper]['short']}: every judged comparison with its interval]({forest})", ""]
     for view in views:
         lines += render_table(view)
     lines += render_tuning(studies, page_dir, repo_root)
@@ -353,7 +363,8 @@ def render_index(summaries: list[PaperSummary], rule: Rule, synthetic: bool) -> 
         )
     lines.append("")
     lines.append(
-        f"Judging rule: spread k = {rule.spread_k:g}, at least {rule.min_seeds} seeds per row "
-        "(params.yaml `leaderboard`)."
+        f"Judging rule: 95% intervals over seeds and {rule.resamples} video resamples, at least {rule.min_seeds} "
+        f"seeds per row, margin {rule.margin:g} for 'does not beat' and 'similar' claims (params.yaml "
+        "`leaderboard`; docs/leaderboards.md)."
     )
     return "\n".join(lines) + "\n"

@@ -21,13 +21,15 @@ from talbench.leaderboard.claims import (
     INCONCLUSIVE,
     NOT_APPLICABLE,
     Rule,
-    Stat,
     judge_check,
     judge_published,
+    judge_reproduced,
+    published_lookup,
 )
 from talbench.leaderboard.generate import load_rule, write_leaderboards
+from talbench.leaderboard.intervals import Samples
 
-RULE = Rule(spread_k=1.0, min_seeds=2)
+RULE = Rule()
 ROWS = ["base", "a", "b", "c"]
 
 
@@ -43,68 +45,89 @@ def _bench(claims: list[dict] | None = None) -> Benchmark:
     )
 
 
-def _judge(check: dict, stats: dict[str, Stat], rule: Rule | None = RULE):
+def S(mean: float, sd: float = 0.5, n: int = 5, shift: int = 0) -> Samples:
+    """TEST DATA: ``n`` seeds with exactly this mean and sample sd; ``shift`` rolls the per-seed pattern, so two
+    rows with different shifts are not perfectly correlated over seeds."""
+    pattern = [(-2.0, -1.0, 0.0, 1.0, 2.0), (1.0, -2.0, 2.0, 0.0, -1.0), (0.0, 2.0, -1.0, -2.0, 1.0)][shift % 3][:n]
+    z = [v - sum(pattern) / n for v in pattern]
+    norm = (sum(v * v for v in z) / (n - 1)) ** 0.5 if n > 1 else 1.0
+    import numpy as np
+
+    return Samples(tuple(range(n)), np.array([mean + sd * v / norm for v in z]))
+
+
+def _judge(check: dict, samples: dict[str, Samples], rule: Rule = RULE) -> str:
     bench = _bench([{"text": "t", "source": "test", "check": check}])
-    return judge_check(bench, bench.claims[0].check, lambda row, metric: stats.get(row), rule).verdict
-
-
-def S(mean: float, std: float = 0.5, n: int = 3) -> Stat:
-    return Stat(mean, std, n)
+    return judge_check(bench, bench.claims[0].check, rule, samples=lambda row, metric: samples.get(row)).verdict
 
 
 GREATER = {"kind": "greater", "a": "a", "b": "base", "metrics": ["m"]}
 
 
 @pytest.mark.parametrize(
-    ("stats", "verdict"),
+    ("samples", "verdict"),
     [
-        ({"a": S(52.0), "base": S(50.0)}, HOLDS),  # diff 2 > spread 1
-        ({"a": S(48.0), "base": S(50.0)}, FAILS),
-        ({"a": S(50.9), "base": S(50.0)}, INCONCLUSIVE),  # |diff| 0.9 <= 0.5 + 0.5
-        ({"a": S(49.1), "base": S(50.0)}, INCONCLUSIVE),
+        ({"a": S(53.0, shift=1), "base": S(50.0)}, HOLDS),
+        ({"a": S(47.0, shift=1), "base": S(50.0)}, FAILS),
+        ({"a": S(50.3, shift=1), "base": S(50.0)}, INCONCLUSIVE),
+        ({"a": S(49.7, shift=1), "base": S(50.0)}, INCONCLUSIVE),
         ({"a": S(52.0, n=1), "base": S(50.0, n=1)}, INCONCLUSIVE),  # one seed cannot judge
         ({"a": S(52.0)}, NOT_APPLICABLE),  # base not reproduced
     ],
 )
-def test_greater(stats, verdict):
-    assert _judge(GREATER, stats) == verdict
+def test_greater(samples, verdict):
+    assert _judge(GREATER, samples) == verdict
 
 
-def test_spread_multiplier_and_zero_spread():
-    stats = {"a": S(51.5), "base": S(50.0)}
-    assert _judge(GREATER, stats, Rule(spread_k=1.0)) == HOLDS
-    assert _judge(GREATER, stats, Rule(spread_k=2.0)) == INCONCLUSIVE
-    # deterministic metrics (parameter counts) have std 0 over seeds: judged exactly
+def test_paired_seeds_and_deterministic_columns():
+    # the same training noise in both rows (one pattern): the paired difference is exact
+    assert _judge(GREATER, {"a": S(50.4, sd=2.0), "base": S(50.0, sd=2.0)}) == HOLDS
+    # other noise per row: the same means are inconclusive
+    assert _judge(GREATER, {"a": S(50.4, sd=2.0, shift=1), "base": S(50.0, sd=2.0)}) == INCONCLUSIVE
+    # deterministic columns (parameter counts) do not vary over seeds: judged exactly
     assert _judge(GREATER, {"a": S(11.7, 0.0), "base": S(10.1, 0.0)}) == HOLDS
     assert _judge(GREATER, {"a": S(10.1, 0.0), "base": S(10.1, 0.0)}) == FAILS
 
 
 @pytest.mark.parametrize(
-    ("bounds", "stats", "verdict"),
+    ("check", "samples", "verdict"),
     [
-        ({"min": 2.0}, {"a": S(53.5), "base": S(50.0)}, HOLDS),
-        ({"min": 2.0}, {"a": S(50.5), "base": S(50.0)}, FAILS),
-        ({"min": 2.0}, {"a": S(52.5), "base": S(50.0)}, INCONCLUSIVE),
-        ({"max": 0.0}, {"a": S(48.0), "base": S(50.0)}, HOLDS),
-        ({"max": 0.0}, {"a": S(50.2), "base": S(50.0)}, INCONCLUSIVE),
-        ({"min": -0.1, "max": 0.1}, {"a": S(50.05, 0.01), "base": S(50.0, 0.01)}, HOLDS),
-        ({"min": -0.1, "max": 0.1}, {"a": S(51.0, 0.01), "base": S(50.0, 0.01)}, FAILS),
+        ({"kind": "delta", "min": 2.0}, {"a": S(54.0, shift=1), "base": S(50.0)}, HOLDS),
+        ({"kind": "delta", "min": 2.0}, {"a": S(50.0, shift=1), "base": S(50.0)}, FAILS),
+        ({"kind": "delta", "min": 2.0}, {"a": S(52.0, shift=1), "base": S(50.0)}, INCONCLUSIVE),
+        ({"kind": "delta", "min": -0.1, "max": 0.1}, {"a": S(50.05, 0.01, shift=1), "base": S(50.0, 0.01)}, HOLDS),
+        ({"kind": "delta", "min": -0.1, "max": 0.1}, {"a": S(51.0, 0.01, shift=1), "base": S(50.0, 0.01)}, FAILS),
+        # non-superiority with the rule's margin 1.0: a - b <= 1
+        ({"kind": "not_greater"}, {"a": S(48.0, shift=1), "base": S(50.0)}, HOLDS),
+        ({"kind": "not_greater"}, {"a": S(50.2, 0.1, shift=1), "base": S(50.0, 0.1)}, HOLDS),  # a tie
+        ({"kind": "not_greater"}, {"a": S(53.0, shift=1), "base": S(50.0)}, FAILS),
+        ({"kind": "not_greater"}, {"a": S(51.0, shift=1), "base": S(50.0)}, INCONCLUSIVE),
+        ({"kind": "similar"}, {"a": S(50.2, 0.1, shift=1), "base": S(50.0, 0.1)}, HOLDS),
+        ({"kind": "similar"}, {"a": S(47.0, shift=1), "base": S(50.0)}, FAILS),
+        ({"kind": "similar"}, {"a": S(49.0, shift=1), "base": S(50.0)}, INCONCLUSIVE),
     ],
 )
-def test_delta(bounds, stats, verdict):
-    assert _judge({"kind": "delta", "a": "a", "b": "base", "metrics": ["m"], **bounds}, stats) == verdict
+def test_delta_not_greater_and_similar(check, samples, verdict):
+    assert _judge({**check, "a": "a", "b": "base", "metrics": ["m"]}, samples) == verdict
+
+
+def test_margin_comes_from_the_rule():
+    samples = {"a": S(51.5, 0.1, shift=1), "base": S(50.0, 0.1)}
+    not_greater = {"kind": "not_greater", "a": "a", "b": "base", "metrics": ["m"]}
+    assert _judge(not_greater, samples) == FAILS
+    assert _judge(not_greater, samples, Rule(margin=2.0)) == HOLDS
 
 
 @pytest.mark.parametrize(
-    ("stats", "verdict"),
+    ("samples", "verdict"),
     [
         ({"a": S(26.1, 0.0), "base": S(9.5, 0.0)}, HOLDS),
         ({"a": S(20.0, 0.0), "base": S(9.5, 0.0)}, FAILS),
-        ({"a": S(27.0, 1.0), "base": S(10.0, 0.5)}, INCONCLUSIVE),  # [26/10.5, 28/9.5] = [2.48, 2.95]
+        ({"a": S(27.0, 1.0, shift=1), "base": S(10.0, 0.5)}, INCONCLUSIVE),
     ],
 )
-def test_ratio(stats, verdict):
-    assert _judge({"kind": "ratio", "a": "a", "b": "base", "metrics": ["m"], "min": 2.7}, stats) == verdict
+def test_ratio(samples, verdict):
+    assert _judge({"kind": "ratio", "a": "a", "b": "base", "metrics": ["m"], "min": 2.7}, samples) == verdict
 
 
 def test_best_ignores_diagnostic_rows():
@@ -112,17 +135,18 @@ def test_best_ignores_diagnostic_rows():
     raw["rows"].append({"name": "diag", "diagnostic": "what if?", "reproduce": {"overrides": {}}})
     raw["claims"] = [{"text": "t", "source": "test", "check": {"kind": "best", "a": "c", "metrics": ["m"]}}]
     bench = Benchmark.model_validate(raw)
-    stats = {"base": S(50.0), "a": S(52.0), "b": S(54.0), "c": S(57.0), "diag": S(70.0)}
-    assert judge_check(bench, bench.claims[0].check, lambda row, metric: stats.get(row), RULE).verdict == HOLDS
+    samples = {"base": S(50.0), "a": S(52.0, shift=1), "b": S(54.0, shift=2), "c": S(57.0), "diag": S(70.0)}
+    judgement = judge_check(bench, bench.claims[0].check, RULE, samples=lambda row, metric: samples.get(row))
+    assert judgement.verdict == HOLDS and {c.b for c in judgement.comparisons} == {"base", "a", "b"}
     assert [r.name for r in bench.paper_rows] == ROWS
 
 
 def test_best_order_gain_larger_and_all():
-    everyone = {"base": S(50.0), "a": S(52.0), "b": S(54.0), "c": S(57.0)}
+    everyone = {"base": S(50.0), "a": S(52.0, shift=1), "b": S(54.0, shift=2), "c": S(57.0)}
     assert _judge({"kind": "best", "a": "c", "metrics": ["m"]}, everyone) == HOLDS
     assert _judge({"kind": "best", "a": "b", "metrics": ["m"]}, everyone) == FAILS
     assert _judge({"kind": "best", "a": "b", "metrics": ["m"], "others": ["a", "base"]}, everyone) == HOLDS
-    assert _judge({"kind": "best", "a": "c", "metrics": ["m"]}, {**everyone, "b": S(56.6)}) == INCONCLUSIVE
+    assert _judge({"kind": "best", "a": "c", "metrics": ["m"]}, {**everyone, "b": S(56.8, shift=2)}) == INCONCLUSIVE
     assert _judge({"kind": "order", "rows": ["base", "a", "b", "c"], "metrics": ["m"]}, everyone) == HOLDS
     assert _judge({"kind": "order", "rows": ["base", "b", "a"], "metrics": ["m"]}, everyone) == FAILS
     gain = {"kind": "gain_larger", "a": "c", "b": "a", "base": "base", "metrics": ["m"]}
@@ -130,38 +154,53 @@ def test_best_order_gain_larger_and_all():
     assert _judge({**gain, "a": "a", "b": "c"}, everyone) == FAILS
     holds, fails = dict(GREATER), {**GREATER, "a": "base", "b": "c"}
     inconclusive = {**GREATER, "a": "a", "b": "base"}
-    close = {**everyone, "a": S(50.5)}
+    close = {**everyone, "a": S(50.3, shift=1)}
     assert _judge({"kind": "all", "checks": [holds, holds]}, everyone) == HOLDS
     assert _judge({"kind": "all", "checks": [holds, inconclusive]}, close) == INCONCLUSIVE
     assert _judge({"kind": "all", "checks": [inconclusive, fails]}, close) == FAILS
 
 
+def test_inconclusive_comparisons_say_how_many_seeds_would_decide():
+    bench = _bench([{"text": "t", "source": "test", "check": GREATER}])
+    samples = {"a": S(50.6, shift=1), "base": S(50.0)}
+    judgement = judge_check(bench, bench.claims[0].check, RULE, samples=lambda row, metric: samples.get(row))
+    assert judgement.verdict == INCONCLUSIVE
+    (comparison,) = judgement.comparisons
+    assert isinstance(comparison.needed, int) and comparison.needed > 5
+    assert f"seeds to decide: {comparison.needed}" in judgement.detail and "paired by seed, 5 seeds" in judgement.detail
+    tie = {"a": S(50.0, shift=1), "base": S(50.0)}
+    judgement = judge_check(bench, bench.claims[0].check, RULE, samples=lambda row, metric: tie.get(row))
+    assert "no realistic number" in judgement.detail
+
+
 def test_published_numbers_are_judged_exactly():
-    bench = _bench()
-    tie = {"kind": "greater", "a": "a", "b": "base", "metrics": ["n"]}  # 10.0 vs 10.0
-    assert judge_check(bench, _bench([{"text": "t", "source": "s", "check": tie}]).claims[0].check,
-                       lambda r, m: Stat(bench.row(r).published[m])).verdict == FAILS
+    bench = _bench([{"text": "t", "source": "s", "check": {"kind": "greater", "a": "a", "b": "base",
+                                                            "metrics": ["n"]}}])  # 10.0 vs 10.0
+    assert judge_published(bench, bench.claims[0]).verdict == FAILS
     # 54.8 - 52.6 is 2.1999999999999957 in floating point: it still meets a published '>= 2.2'
-    delta = {"kind": "delta", "a": "a", "b": "base", "metrics": ["m"], "min": 2.2}
-    stats = {"a": Stat(54.8), "base": Stat(52.6)}
-    assert _judge(delta, stats, rule=None) == HOLDS
+    raw = _bench().model_dump()
+    raw["rows"][1]["published"]["m"], raw["rows"][0]["published"]["m"] = 54.8, 52.6
+    raw["claims"] = [{"text": "t", "source": "s", "check": {"kind": "delta", "a": "a", "b": "base",
+                                                             "metrics": ["m"], "min": 2.2}}]
+    bench = Benchmark.model_validate(raw)
+    assert published_lookup(bench)("a", "m") - published_lookup(bench)("base", "m") < 2.2
+    assert judge_published(bench, bench.claims[0]).verdict == HOLDS
 
 
 def test_real_data_only_claims_are_not_judged_on_synthetic_data():
-    from talbench.leaderboard.claims import judge_reproduced
-
     check = {"kind": "delta", "a": "a", "b": "base", "metrics": ["m"], "min": 2.0}
     bench = _bench([{"text": "t", "source": "s", "check": check, "real_data_only": True}])
-    stats = {"a": {"m": S(55.0)}, "base": {"m": S(50.0)}}
-    assert judge_reproduced(bench, bench.claims[0], stats, RULE, synthetic=True).verdict == NOT_APPLICABLE
-    assert judge_reproduced(bench, bench.claims[0], stats, RULE, synthetic=False).verdict == HOLDS
+    samples = {"a": S(55.0, shift=1), "base": S(50.0)}
+    lookup = lambda row, metric: samples.get(row)
+    assert judge_reproduced(bench, bench.claims[0], lookup, RULE, synthetic=True).verdict == NOT_APPLICABLE
+    assert judge_reproduced(bench, bench.claims[0], lookup, RULE, synthetic=False).verdict == HOLDS
     assert judge_published(bench, bench.claims[0]).verdict == FAILS  # published 51 - 50 < 2
 
 
 # ------------------------------------------------------------------ generation from fabricated results
 FAKE_RUNS = {  # TEST DATA: made-up fusion mAPs per seed
     "Baseline (A-Net)": [40.0, 41.0, 42.0],
-    "+ MLP1 (shared MLP)": [41.0, 41.5, 42.5],
+    "+ MLP1 (shared MLP)": [40.2, 41.6, 41.9],
     "+ MLP2 (two MLPs)": [41.5, 42.0, 43.5],
     "+ D-Net": [45.0, 46.0, 47.0],
 }
@@ -238,8 +277,10 @@ def _write(ws: Path, out: str = "lb") -> Path:
 
 def test_leaderboard_pages(workspace):
     out = _write(workspace)
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "cltdr_gmg.md", "dnet.md", "refactornet.md",
-                                                      "talnet.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "cltdr_gmg.md", "dnet.md", "dnet_verdicts.png",
+                                                      "refactornet.md", "talnet.md"]
+    assert "![D-Net: every judged comparison with its interval](dnet_verdicts.png)" in \
+        (out / "dnet.md").read_text(encoding="utf-8")
     page = (out / "dnet.md").read_text(encoding="utf-8")
     assert "| Data | synthetic |" in page and "| Git commit | abc123 |" in page and "| Seeds | 0, 1, 2 |" in page
     assert "absolute values are not comparable" in page
@@ -252,10 +293,11 @@ def test_leaderboard_pages(workspace):
         line = next(line for line in page.splitlines() if line.startswith(f"| {claim_start}"))
         return line.split(" | ")[3]
 
-    # D-Net 46 ± 1 beats MLP2 42.33 ± 1.04 by more than the spread on every stream
+    # D-Net 46 ± 1 beats MLP2 42.33 ± 1.04 in every seed by 3.5-4 on every stream: the paired interval is above 0
     assert reproduction("+ D-Net beats every other row").startswith("**holds**")
-    # MLP1 41.67 ± 0.76 vs Baseline 41 ± 1: difference within the spread
+    # MLP1 - Baseline per seed 0.2, 0.6, -0.1: the interval straddles 0; with it the seeds that would decide
     assert reproduction("+ MLP1 and + MLP2").startswith("**inconclusive**")
+    assert "seeds to decide:" in reproduction("+ MLP1 and + MLP2")
     assert reproduction("D-Net gain over Baseline").startswith("**holds**")
     assert reproduction("the disentanglement network improves").startswith("**n/a** (threshold is a number")
     assert "dnet.table2" in page and "Status: **pending**: model lands with issue #5" in page
@@ -339,9 +381,10 @@ def test_single_seed_results_are_inconclusive(workspace):
 
 
 def test_rule_comes_from_params_yaml(tmp_path):
-    assert load_rule() == Rule(spread_k=1.0, min_seeds=2)
+    assert load_rule() == Rule(margin=1.0, min_seeds=2, resamples=1000, bootstrap_seed=0, max_seeds=100)
     bad = tmp_path / "params.yaml"
-    bad.write_text("leaderboard: {spread_k: 1.0, min_seeds: 1}\n", encoding="utf-8")
+    bad.write_text("leaderboard: {margin: 1.0, min_seeds: 1, resamples: 1000, bootstrap_seed: 0, max_seeds: 100}\n",
+                   encoding="utf-8")
     with pytest.raises(ConfigError, match="min_seeds >= 2"):
         load_rule(bad)
     bad.write_text("data: {}\n", encoding="utf-8")

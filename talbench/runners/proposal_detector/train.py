@@ -4,7 +4,9 @@ Optimiser as the P-GCN / ContextLoc reference code: SGD with momentum 0.9 and we
 rate divided by 10 at ``detector.lr_steps``; each epoch visits every training video once in a seeded random
 order, ``detector.videos_per_batch`` videos per step and 8 sampled proposals per video
 (:mod:`talbench.runners.proposal_detector.sampling`). No epoch is selected: the model after the configured epochs is
-the model (the test split is never looked at while training).
+the model (the test split is never looked at while training). ``detector.ema_decay`` (off in the papers'
+setting) keeps an exponential moving average of the weights, updated every step, and makes it the trained model:
+the one-stage detectors' (ActionFormer, TriDet) way to a final model that depends less on the last steps' noise.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
     optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=det["lr"], momentum=det["momentum"],
                                              weight_decay=det["weight_decay"])
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=det["lr_steps"], gamma=0.1)
+    ema = None
+    if det["ema_decay"]:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(det["ema_decay"]))
     video_ids = [v for v in videos if v in assigned and (assigned[v].kind >= 0).any()]
     if not video_ids:
         raise ValueError("no training video has a labelled proposal (check proposals and ground truth)")
@@ -77,6 +84,8 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
                 if det["clip_grad_norm"]:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), det["clip_grad_norm"])
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 for k, v in terms.as_floats().items():
                     sums[k] = sums.get(k, 0.0) + v
                 steps += 1
@@ -86,4 +95,6 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
             progress.update(task, advance=1, loss=history.losses[-1]["total"])
             if after_epoch is not None:
                 after_epoch(epoch)
+    if ema is not None:  # the averaged weights are the trained model
+        model.load_state_dict(ema.module.state_dict())
     return history
