@@ -39,7 +39,13 @@ from talbench.models.cltdr_gmg.clff import CrossLayerFeatureFusion
 from talbench.models.cltdr_gmg.dcm import DCM
 from talbench.models.cltdr_gmg.drm import DRM
 from talbench.models.cltdr_gmg.gmg import BRANCHES
-from talbench.models.cltdr_gmg.refine_head import REFINE_FORMS, REFINE_TARGETS, RefineHead, refine_class_logits, refine_distances
+from talbench.models.cltdr_gmg.refine_head import (
+    REFINE_FORMS,
+    REFINE_TARGETS,
+    RefineHead,
+    refine_class_logits,
+    refine_distances,
+)
 from talbench.models.one_stage.detector import OneStageDetector
 from talbench.models.one_stage.encoder import gmg_encoder
 from talbench.models.one_stage.heads import ClassificationHead

@@ -166,7 +166,9 @@ def gmg_encoder(
     """CLTDR-GMG's encoder; ``local_kernel_size`` = ``n_sgp_win_size`` per level (the stem always uses 1).
     ``branches`` / ``gate`` / ``global_extractor`` apply to every block (tables 6-8)."""
     kernels = _per_level(local_kernel_size, num_levels, "local_kernel_size")
-    variant = dict(branches=branches, gate=gate, global_extractor=global_extractor, attention_heads=attention_heads)
+    variant = {
+        "branches": branches, "gate": gate, "global_extractor": global_extractor, "attention_heads": attention_heads
+    }
     projection, pe = _projection(in_dim, dim, proj_layers, proj_kernel_size, proj_with_ln, use_abs_pe, max_seq_len)
     stem = [GMGBlock(dim, 1, 1, mlp_dim, 0.0, init_conv_vars, **variant) for _ in range(num_stem)]
     branch = [
