@@ -54,7 +54,9 @@ class ActionFormerDecoder(nn.Module):
         with_ln: bool = True,
     ):
         super().__init__()
-        self.cls_head = ClassificationHead(dim, head_dim, num_classes, num_layers, kernel_size, prior_prob, with_ln)
+        self.cls_head = ClassificationHead(
+            dim, head_dim, num_classes, num_layers, kernel_size, prior_prob, with_ln
+        )
         self.reg_head = RegressionHead(dim, head_dim, num_levels, 2, num_layers, kernel_size, with_ln)
 
     def forward(self, feats: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> ActionFormerOutputs:
@@ -82,8 +84,17 @@ def build_actionformer(
     max_seq_len: int = 2304,
 ) -> OneStageDetector:
     encoder = transformer_encoder(
-        in_dim, dim, num_levels, num_heads=num_heads, window_size=window_size, mlp_dim=mlp_dim,
-        drop_path=drop_path, use_abs_pe=use_abs_pe, max_seq_len=max_seq_len,
+        in_dim,
+        dim,
+        num_levels,
+        num_heads=num_heads,
+        window_size=window_size,
+        mlp_dim=mlp_dim,
+        drop_path=drop_path,
+        use_abs_pe=use_abs_pe,
+        max_seq_len=max_seq_len,
     )
-    decoder = ActionFormerDecoder(dim, head_dim, num_classes, num_levels, head_num_layers, head_kernel_size, prior_prob)
+    decoder = ActionFormerDecoder(
+        dim, head_dim, num_classes, num_levels, head_num_layers, head_kernel_size, prior_prob
+    )
     return OneStageDetector(encoder, LayerNormNeck(dim, num_levels), decoder)

@@ -29,5 +29,9 @@ def build_temporalmaxer(
     head_kernel_size: int = 3,
     prior_prob: float = 0.01,
 ) -> OneStageDetector:
-    decoder = ActionFormerDecoder(dim, head_dim, num_classes, num_levels, head_num_layers, head_kernel_size, prior_prob)
-    return OneStageDetector(temporalmaxer_encoder(in_dim, dim, num_levels), GroupNormNeck(dim, neck_groups), decoder)
+    decoder = ActionFormerDecoder(
+        dim, head_dim, num_classes, num_levels, head_num_layers, head_kernel_size, prior_prob
+    )
+    return OneStageDetector(
+        temporalmaxer_encoder(in_dim, dim, num_levels), GroupNormNeck(dim, neck_groups), decoder
+    )

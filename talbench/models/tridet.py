@@ -48,7 +48,8 @@ class TridentOutputs:
     def distances(self) -> list[torch.Tensor]:
         """Decoded start / end distances per level, ``(B, T_l, C, 2)`` in units of the level stride."""
         return [
-            trident_distances(s, e, o) for s, e, o in zip(self.start_logits, self.end_logits, self.offsets, strict=True)
+            trident_distances(s, e, o)
+            for s, e, o in zip(self.start_logits, self.end_logits, self.offsets, strict=True)
         ]
 
 
@@ -67,10 +68,18 @@ class TridentDecoder(nn.Module):
         with_ln: bool = True,
     ):
         super().__init__()
-        self.cls_head = ClassificationHead(dim, head_dim, num_classes, num_layers, kernel_size, prior_prob, with_ln)
-        self.start_head = trident_boundary_head(dim, head_dim, num_classes, num_layers, boundary_kernel_size, prior_prob, with_ln)
-        self.end_head = trident_boundary_head(dim, head_dim, num_classes, num_layers, boundary_kernel_size, prior_prob, with_ln)
-        self.reg_head = TridentOffsetHead(dim, head_dim, num_levels, num_bins, num_layers, kernel_size, with_ln)
+        self.cls_head = ClassificationHead(
+            dim, head_dim, num_classes, num_layers, kernel_size, prior_prob, with_ln
+        )
+        self.start_head = trident_boundary_head(
+            dim, head_dim, num_classes, num_layers, boundary_kernel_size, prior_prob, with_ln
+        )
+        self.end_head = trident_boundary_head(
+            dim, head_dim, num_classes, num_layers, boundary_kernel_size, prior_prob, with_ln
+        )
+        self.reg_head = TridentOffsetHead(
+            dim, head_dim, num_levels, num_bins, num_layers, kernel_size, with_ln
+        )
 
     def forward(self, feats: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> TridentOutputs:
         return TridentOutputs(
@@ -83,10 +92,18 @@ class TridentDecoder(nn.Module):
 
 
 def trident_boundary_head(
-    dim: int, head_dim: int, num_classes: int, num_layers: int, kernel_size: int, prior_prob: float, with_ln: bool
+    dim: int,
+    head_dim: int,
+    num_classes: int,
+    num_layers: int,
+    kernel_size: int,
+    prior_prob: float,
+    with_ln: bool,
 ) -> ClassificationHead:
     """A start or end boundary head: a classification head on the detached features (``detach_feat=True``)."""
-    return ClassificationHead(dim, head_dim, num_classes, num_layers, kernel_size, prior_prob, with_ln, detach_input=True)
+    return ClassificationHead(
+        dim, head_dim, num_classes, num_layers, kernel_size, prior_prob, with_ln, detach_input=True
+    )
 
 
 def build_tridet(
@@ -109,11 +126,26 @@ def build_tridet(
     max_seq_len: int = 2304,
 ) -> OneStageDetector:
     encoder = sgp_encoder(
-        in_dim, dim, num_levels, kernel_size=sgp_kernel_size, k=sgp_k, mlp_dim=mlp_dim, drop_path=drop_path,
-        init_conv_vars=init_conv_vars, use_abs_pe=use_abs_pe, max_seq_len=max_seq_len,
+        in_dim,
+        dim,
+        num_levels,
+        kernel_size=sgp_kernel_size,
+        k=sgp_k,
+        mlp_dim=mlp_dim,
+        drop_path=drop_path,
+        init_conv_vars=init_conv_vars,
+        use_abs_pe=use_abs_pe,
+        max_seq_len=max_seq_len,
     )
     decoder = TridentDecoder(
-        dim, head_dim, num_classes, num_levels, num_bins, head_num_layers, head_kernel_size, boundary_kernel_size,
+        dim,
+        head_dim,
+        num_classes,
+        num_levels,
+        num_bins,
+        head_num_layers,
+        head_kernel_size,
+        boundary_kernel_size,
         prior_prob,
     )
     return OneStageDetector(encoder, LayerNormNeck(dim, num_levels), decoder)

@@ -82,7 +82,9 @@ def test_gmg_branches_are_built_only_when_selected():
     only_global = GMGBlock(16, 3, mlp_dim=24, branches=("global",))
     assert only_global.instant is None and only_global.local is None
     assert count(full) - count(only_global) == 16 * 2 + 16 * 4  # depth-wise 1x1 and 3-tap convs with biases
-    assert isinstance(GMGBlock(16, 1, branches=("global",), global_extractor="attention").global_branch.attn, MaskedMHA)
+    assert isinstance(
+        GMGBlock(16, 1, branches=("global",), global_extractor="attention").global_branch.attn, MaskedMHA
+    )
     for bad in ({"branches": ()}, {"branches": ("fft",)}, {"gate": "relu"}, {"global_extractor": "conv"}):
         with pytest.raises(ValueError):
             GMGBlock(16, 1, **bad)
@@ -97,7 +99,9 @@ def test_fourier_filter_matches_eqs_1_to_3():
     w2, b2 = torch.complex(filt.w2[0], filt.w2[1]), torch.complex(filt.b2[0], filt.b2[1])[:, None]
     hidden = spectrum * w1 + b1
     w = torch.complex(hidden.real.relu(), hidden.imag.relu()) * w2 + b2
-    w = torch.complex(torch.nn.functional.softshrink(w.real, 0.001), torch.nn.functional.softshrink(w.imag, 0.001))
+    w = torch.complex(
+        torch.nn.functional.softshrink(w.real, 0.001), torch.nn.functional.softshrink(w.imag, 0.001)
+    )
     torch.testing.assert_close(filt(u, None), torch.fft.irfft(spectrum * w, n=9, norm="ortho"))
 
 
@@ -121,7 +125,9 @@ def odd_pyramid(dim: int = 8, lengths=(7, 4, 2, 1)) -> list[torch.Tensor]:
     return [torch.randn(2, dim, t) for t in lengths]
 
 
-@pytest.mark.parametrize("module", [DCM(8), DRM(8), CrossLayerFeatureFusion(8), DCM(8, ("upper", "lower"), "concatenation")])
+@pytest.mark.parametrize(
+    "module", [DCM(8), DRM(8), CrossLayerFeatureFusion(8), DCM(8, ("upper", "lower"), "concatenation")]
+)
 def test_cross_layer_modules_keep_level_shapes_with_odd_lengths(module):
     feats = odd_pyramid()
     out = module(feats)
@@ -132,7 +138,9 @@ def test_dcm_fuses_the_coarser_level_and_keeps_the_top():
     feats = odd_pyramid()
     dcm = DCM(8, fusion="addition")
     out = dcm(feats)
-    torch.testing.assert_close(out[0], feats[0] + dcm.upsample.conv(feats[1])[..., :7])  # ConvT: 8 steps cropped to 7
+    torch.testing.assert_close(
+        out[0], feats[0] + dcm.upsample.conv(feats[1])[..., :7]
+    )  # ConvT: 8 steps cropped to 7
     torch.testing.assert_close(out[1], feats[1] + dcm.upsample.conv(feats[2]))
     assert torch.equal(out[-1], feats[-1])
 
@@ -189,7 +197,14 @@ def test_outputs_per_level():
     out = model(x, mask)
     lengths = [45, 23, 12, 6, 3, 2]
     assert model.strides == (1, 2, 4, 8, 16, 32)
-    for name in ("cls_logits", "coarse_cls_logits", "start_logits", "end_logits", "refine_start", "refine_end"):
+    for name in (
+        "cls_logits",
+        "coarse_cls_logits",
+        "start_logits",
+        "end_logits",
+        "refine_start",
+        "refine_end",
+    ):
         assert [tuple(o.shape) for o in getattr(out, name)] == [(2, 3, t) for t in lengths]
     assert [tuple(o.shape) for o in out.offsets] == [(2, 2, 5, t) for t in lengths]
     assert [tuple(m.shape) for m in out.masks] == [(2, t) for t in lengths]
@@ -203,7 +218,9 @@ def test_refinement_variants_table_10():
     none = small_model(refine=())
     assert none.decoder.refine_head is None and none.decoder.clff is None
     out = none(x, mask)
-    assert out.refine_start is None and all(torch.equal(a, b) for a, b in zip(out.cls_logits, out.coarse_cls_logits))
+    assert out.refine_start is None and all(
+        torch.equal(a, b) for a, b in zip(out.cls_logits, out.coarse_cls_logits)
+    )
     cls_only = small_model(refine=("classification",))
     out = cls_only(x, mask)
     assert out.refine_start is None and cls_only.decoder.refine_head.start_offset is None

@@ -51,7 +51,9 @@ def test_channel_layer_norm_normalises_each_time_step_over_channels():
         norm.weight.uniform_(0.5, 2.0)
         norm.bias.uniform_(-1.0, 1.0)
     x = torch.randn(2, 6, 5)
-    expected = F.layer_norm(x.transpose(1, 2), (6,), norm.weight.view(6), norm.bias.view(6), 1e-5).transpose(1, 2)
+    expected = F.layer_norm(x.transpose(1, 2), (6,), norm.weight.view(6), norm.bias.view(6), 1e-5).transpose(
+        1, 2
+    )
     torch.testing.assert_close(norm(x), expected)
 
 
@@ -66,7 +68,9 @@ def test_scale_and_affine_drop_path():
     per_sample = out.flatten(1)
     kept = (per_sample != 0).all(dim=1)
     assert ((per_sample == 0).all(dim=1) | kept).all()  # whole samples are dropped
-    assert torch.allclose(per_sample[kept], torch.full_like(per_sample[kept], 2e-4))  # kept ones rescaled by 1/0.5
+    assert torch.allclose(
+        per_sample[kept], torch.full_like(per_sample[kept], 2e-4)
+    )  # kept ones rescaled by 1/0.5
     assert 0 < kept.sum() < 64
     assert isinstance(residual_scaler(4, 0.0), torch.nn.Identity)
 
@@ -141,6 +145,10 @@ def test_sinusoid_position_encoding():
     expected = torch.stack([torch.sin(t), torch.cos(t), torch.sin(t / 100), torch.cos(t / 100)]) / 2
     torch.testing.assert_close(out[0, :, :3], expected)
     assert (out[0, :, 3:] == 0).all()
-    assert pe.eval()(torch.zeros(1, 4, 9), lengths_mask([9], 9)).shape == (1, 4, 9)  # interpolated beyond max_len
+    assert pe.eval()(torch.zeros(1, 4, 9), lengths_mask([9], 9)).shape == (
+        1,
+        4,
+        9,
+    )  # interpolated beyond max_len
     with pytest.raises(ValueError):
         pe.train()(torch.zeros(1, 4, 9), lengths_mask([9], 9))

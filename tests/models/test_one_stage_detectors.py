@@ -90,7 +90,9 @@ def test_shapes_and_padded_content(encoder, decoder):
 def test_builders_compose_the_published_models():
     small = {"in_dim": IN, "num_classes": C, "dim": D, "head_dim": H}
     af = build_actionformer(**small, window_size=5)
-    assert isinstance(af.encoder.branch[0].attn.window_size, int) and isinstance(af.decoder, ActionFormerDecoder)
+    assert isinstance(af.encoder.branch[0].attn.window_size, int) and isinstance(
+        af.decoder, ActionFormerDecoder
+    )
     td = build_tridet(**small, num_bins=BINS)
     assert isinstance(td.decoder, TridentDecoder) and td.decoder.reg_head.num_bins == BINS
     assert td.decoder.start_head.detach_input and not td.decoder.cls_head.detach_input

@@ -22,7 +22,9 @@ class ChannelLayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.num_channels:
-            raise ValueError(f"ChannelLayerNorm({self.num_channels}) expects (B, {self.num_channels}, T), got {tuple(x.shape)}")
+            raise ValueError(
+                f"ChannelLayerNorm({self.num_channels}) expects (B, {self.num_channels}, T), got {tuple(x.shape)}"
+            )
         centred = x - x.mean(dim=1, keepdim=True)
         out = centred / torch.sqrt(centred.pow(2).mean(dim=1, keepdim=True) + self.eps)
         if self.weight is not None:

@@ -45,7 +45,13 @@ class MaskedConv1d(nn.Module):
             raise ValueError(f"MaskedConv1d needs an odd kernel (centred output), got {kernel_size}")
         self.stride = stride
         self.conv = nn.Conv1d(
-            in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, groups=groups, bias=bias
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            groups=groups,
+            bias=bias,
         )
         if bias:
             nn.init.zeros_(self.conv.bias)

@@ -74,7 +74,8 @@ class CLTDROutputs:
     def coarse_distances(self) -> list[torch.Tensor]:
         """Trident distances per level, ``(B, T_l, C, 2)`` in units of the level stride (no refinement)."""
         return [
-            trident_distances(s, e, o) for s, e, o in zip(self.start_logits, self.end_logits, self.offsets, strict=True)
+            trident_distances(s, e, o)
+            for s, e, o in zip(self.start_logits, self.end_logits, self.offsets, strict=True)
         ]
 
     def refined_distances(self, strides: Sequence[int]) -> list[torch.Tensor]:
@@ -114,14 +115,29 @@ class CLTDRDecoder(nn.Module):
         self.refine_form = refine_form
         self.dcm = DCM(dim, cls_layers, fusion)
         self.drm = DRM(dim, reg_layers, fusion)
-        self.cls_head = ClassificationHead(dim, head_dim, num_classes, num_layers, kernel_size, prior_prob, with_ln)
-        self.start_head = trident_boundary_head(dim, head_dim, num_classes, num_layers, boundary_kernel_size, prior_prob, with_ln)
-        self.end_head = trident_boundary_head(dim, head_dim, num_classes, num_layers, boundary_kernel_size, prior_prob, with_ln)
-        self.reg_head = TridentOffsetHead(dim, head_dim, num_levels, num_bins, num_layers, kernel_size, with_ln)
+        self.cls_head = ClassificationHead(
+            dim, head_dim, num_classes, num_layers, kernel_size, prior_prob, with_ln
+        )
+        self.start_head = trident_boundary_head(
+            dim, head_dim, num_classes, num_layers, boundary_kernel_size, prior_prob, with_ln
+        )
+        self.end_head = trident_boundary_head(
+            dim, head_dim, num_classes, num_layers, boundary_kernel_size, prior_prob, with_ln
+        )
+        self.reg_head = TridentOffsetHead(
+            dim, head_dim, num_levels, num_bins, num_layers, kernel_size, with_ln
+        )
         if refine:
             self.clff = CrossLayerFeatureFusion(dim)
             self.refine_head = RefineHead(
-                dim, head_dim, num_classes, num_layers, kernel_size, refine_offset_kernel_size, with_ln, refine
+                dim,
+                head_dim,
+                num_classes,
+                num_layers,
+                kernel_size,
+                refine_offset_kernel_size,
+                with_ln,
+                refine,
             )
         else:
             self.clff = None
@@ -136,7 +152,8 @@ class CLTDRDecoder(nn.Module):
             refine_start, refine_end = refined.start_offsets, refined.end_offsets
             if refined.class_logits is not None:
                 cls_logits = [
-                    refine_class_logits(a, r, self.refine_form) for a, r in zip(coarse, refined.class_logits, strict=True)
+                    refine_class_logits(a, r, self.refine_form)
+                    for a, r in zip(coarse, refined.class_logits, strict=True)
                 ]
         return CLTDROutputs(
             cls_logits=cls_logits,
@@ -179,13 +196,35 @@ def build_cltdr_gmg(
     max_seq_len: int = 2304,
 ) -> OneStageDetector:
     encoder = gmg_encoder(
-        in_dim, dim, num_levels, local_kernel_size=local_kernel_size, mlp_dim=mlp_dim, drop_path=drop_path,
-        init_conv_vars=init_conv_vars, branches=branches, gate=gate, global_extractor=global_extractor,
-        attention_heads=attention_heads, use_abs_pe=use_abs_pe, max_seq_len=max_seq_len,
+        in_dim,
+        dim,
+        num_levels,
+        local_kernel_size=local_kernel_size,
+        mlp_dim=mlp_dim,
+        drop_path=drop_path,
+        init_conv_vars=init_conv_vars,
+        branches=branches,
+        gate=gate,
+        global_extractor=global_extractor,
+        attention_heads=attention_heads,
+        use_abs_pe=use_abs_pe,
+        max_seq_len=max_seq_len,
     )
     decoder = CLTDRDecoder(
-        dim, head_dim, num_classes, num_levels, num_bins, head_num_layers, head_kernel_size, boundary_kernel_size,
-        refine_offset_kernel_size, prior_prob, cls_layers=cls_layers, reg_layers=reg_layers, fusion=fusion,
-        refine=refine, refine_form=refine_form,
+        dim,
+        head_dim,
+        num_classes,
+        num_levels,
+        num_bins,
+        head_num_layers,
+        head_kernel_size,
+        boundary_kernel_size,
+        refine_offset_kernel_size,
+        prior_prob,
+        cls_layers=cls_layers,
+        reg_layers=reg_layers,
+        fusion=fusion,
+        refine=refine,
+        refine_form=refine_form,
     )
     return OneStageDetector(encoder, LayerNormNeck(dim, num_levels), decoder)

@@ -92,9 +92,7 @@ class AttentionGlobalExtractor(nn.Module):
         return self.attn(u, mask)
 
 
-def gated_mixture(
-    terms: dict[str, torch.Tensor], u: torch.Tensor, gate: str
-) -> torch.Tensor:
+def gated_mixture(terms: dict[str, torch.Tensor], u: torch.Tensor, gate: str) -> torch.Tensor:
     """Combine the present branch outputs (``terms``: raw ``f``, ``c``, ``g`` keyed by branch name) with ``u``."""
     if gate == "none":
         return sum(terms.values()) + u

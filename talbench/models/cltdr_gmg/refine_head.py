@@ -64,7 +64,9 @@ class RefineHead(nn.Module):
         regression = "regression" in refine
         self.start_offset = MaskedConv1d(feat_dim, num_classes, offset_kernel_size) if regression else None
         self.end_offset = MaskedConv1d(feat_dim, num_classes, offset_kernel_size) if regression else None
-        self.classifier = MaskedConv1d(feat_dim, num_classes, kernel_size) if "classification" in refine else None
+        self.classifier = (
+            MaskedConv1d(feat_dim, num_classes, kernel_size) if "classification" in refine else None
+        )
 
     def forward(self, feats: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> RefineOutputs:
         hidden = [self.trunk(x, m) for x, m in zip(feats, masks, strict=True)]

@@ -61,7 +61,9 @@ class PyramidEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         if x.dim() != 3 or mask.shape != (x.shape[0], 1, x.shape[2]) or mask.dtype != torch.bool:
-            raise ValueError(f"expected x (B, C, T) and a bool mask (B, 1, T), got {tuple(x.shape)}, {tuple(mask.shape)}")
+            raise ValueError(
+                f"expected x (B, C, T) and a bool mask (B, 1, T), got {tuple(x.shape)}, {tuple(mask.shape)}"
+            )
         x = self.projection(x * mask.to(x.dtype), mask)
         if self.position_encoding is not None:
             x = self.position_encoding(x, mask)
@@ -106,7 +108,9 @@ def transformer_encoder(
 ) -> PyramidEncoder:
     """ActionFormer's encoder; ``window_size`` per level (stem uses level 0's), ``None`` = global attention."""
     windows = _per_level(window_size, num_levels, "window_size")
-    projection, pe = _projection(in_dim, dim, proj_layers, proj_kernel_size, proj_with_ln, use_abs_pe, max_seq_len)
+    projection, pe = _projection(
+        in_dim, dim, proj_layers, proj_kernel_size, proj_with_ln, use_abs_pe, max_seq_len
+    )
     stem = [TransformerBlock(dim, num_heads, windows[0], 1, mlp_dim, drop_path) for _ in range(num_stem)]
     branch = [
         TransformerBlock(dim, num_heads, windows[level], scale_factor, mlp_dim, drop_path)
@@ -134,7 +138,9 @@ def sgp_encoder(
 ) -> PyramidEncoder:
     """TriDet's encoder; ``kernel_size`` = ``n_sgp_win_size`` per level (the stem always uses 1)."""
     kernels = _per_level(kernel_size, num_levels, "kernel_size")
-    projection, pe = _projection(in_dim, dim, proj_layers, proj_kernel_size, proj_with_ln, use_abs_pe, max_seq_len)
+    projection, pe = _projection(
+        in_dim, dim, proj_layers, proj_kernel_size, proj_with_ln, use_abs_pe, max_seq_len
+    )
     stem = [SGPBlock(dim, 1, 1, k, mlp_dim, 0.0, init_conv_vars) for _ in range(num_stem)]
     branch = [
         SGPBlock(dim, kernels[level], scale_factor, k, mlp_dim, drop_path, init_conv_vars)
@@ -167,9 +173,14 @@ def gmg_encoder(
     ``branches`` / ``gate`` / ``global_extractor`` apply to every block (tables 6-8)."""
     kernels = _per_level(local_kernel_size, num_levels, "local_kernel_size")
     variant = {
-        "branches": branches, "gate": gate, "global_extractor": global_extractor, "attention_heads": attention_heads
+        "branches": branches,
+        "gate": gate,
+        "global_extractor": global_extractor,
+        "attention_heads": attention_heads,
     }
-    projection, pe = _projection(in_dim, dim, proj_layers, proj_kernel_size, proj_with_ln, use_abs_pe, max_seq_len)
+    projection, pe = _projection(
+        in_dim, dim, proj_layers, proj_kernel_size, proj_with_ln, use_abs_pe, max_seq_len
+    )
     stem = [GMGBlock(dim, 1, 1, mlp_dim, 0.0, init_conv_vars, **variant) for _ in range(num_stem)]
     branch = [
         GMGBlock(dim, kernels[level], scale_factor, mlp_dim, drop_path, init_conv_vars, **variant)

@@ -37,7 +37,9 @@ class ConvTrunk(nn.Module):
             MaskedConv1d(in_dim if i == 0 else feat_dim, feat_dim, kernel_size, bias=not with_ln)
             for i in range(num_convs)
         )
-        self.norms = nn.ModuleList(ChannelLayerNorm(feat_dim) if with_ln else nn.Identity() for _ in range(num_convs))
+        self.norms = nn.ModuleList(
+            ChannelLayerNorm(feat_dim) if with_ln else nn.Identity() for _ in range(num_convs)
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         for conv, norm in zip(self.convs, self.norms, strict=True):

@@ -41,7 +41,11 @@ def sigmoid_focal_loss(
 
 
 def varifocal_loss(
-    logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0, iou_weighted: bool = True
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    iou_weighted: bool = True,
 ) -> torch.Tensor:
     """Element-wise varifocal loss; positives (``target > 0``) are weighted by the target itself
     (``iou_weighted``) or by 1, negatives by ``alpha |sigmoid(logit) - target|^gamma``."""

@@ -25,14 +25,19 @@ from talbench.models.blocks.masked_conv import MaskedConv1d
 
 
 class ConvProjection(nn.Module):
-    def __init__(self, in_dim: int, dim: int, num_layers: int = 2, kernel_size: int = 3, with_ln: bool = True):
+    def __init__(
+        self, in_dim: int, dim: int, num_layers: int = 2, kernel_size: int = 3, with_ln: bool = True
+    ):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"the projection needs at least one conv, got {num_layers}")
         self.convs = nn.ModuleList(
-            MaskedConv1d(in_dim if i == 0 else dim, dim, kernel_size, bias=not with_ln) for i in range(num_layers)
+            MaskedConv1d(in_dim if i == 0 else dim, dim, kernel_size, bias=not with_ln)
+            for i in range(num_layers)
         )
-        self.norms = nn.ModuleList(ChannelLayerNorm(dim) if with_ln else nn.Identity() for _ in range(num_layers))
+        self.norms = nn.ModuleList(
+            ChannelLayerNorm(dim) if with_ln else nn.Identity() for _ in range(num_layers)
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         for conv, norm in zip(self.convs, self.norms, strict=True):
