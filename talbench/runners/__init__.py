@@ -1,0 +1,1 @@
+"""Training / inference helpers of the detectors that sit outside the models."""
