@@ -152,3 +152,13 @@ def test_sinusoid_position_encoding():
     )  # interpolated beyond max_len
     with pytest.raises(ValueError):
         pe.train()(torch.zeros(1, 4, 9), lengths_mask([9], 9))
+
+
+def test_projection_without_layer_norm_uses_conv_biases():
+    from talbench.models.one_stage.projection import ConvProjection
+
+    with_ln, without = ConvProjection(4, 8), ConvProjection(4, 8, with_ln=False)
+    assert all(c.conv.bias is None for c in with_ln.convs) and all(c.conv.bias is not None for c in without.convs)
+    assert all(isinstance(n, torch.nn.Identity) for n in without.norms)
+    out = without(torch.randn(1, 4, 6), lengths_mask([4], 6))
+    assert (out >= 0).all() and (out[..., 4:] == 0).all()

@@ -9,16 +9,12 @@ from torch import nn
 
 
 class ChannelLayerNorm(nn.Module):
-    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True):
+    def __init__(self, num_channels: int, eps: float = 1e-5):
         super().__init__()
         self.num_channels = num_channels
         self.eps = eps
-        if affine:
-            self.weight = nn.Parameter(torch.ones(1, num_channels, 1))
-            self.bias = nn.Parameter(torch.zeros(1, num_channels, 1))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        self.weight = nn.Parameter(torch.ones(1, num_channels, 1))
+        self.bias = nn.Parameter(torch.zeros(1, num_channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.num_channels:
@@ -27,6 +23,4 @@ class ChannelLayerNorm(nn.Module):
             )
         centred = x - x.mean(dim=1, keepdim=True)
         out = centred / torch.sqrt(centred.pow(2).mean(dim=1, keepdim=True) + self.eps)
-        if self.weight is not None:
-            out = out * self.weight + self.bias
-        return out
+        return out * self.weight + self.bias
