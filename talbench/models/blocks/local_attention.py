@@ -13,8 +13,8 @@ Attention (``MaskedMHCA``), input ``x`` ``(B, D, T)``:
 
 The official local attention is the Longformer sliding-chunk implementation, which needs lengths divisible by
 ``window_size - 1``; the same band of scores is computed here with ``unfold``, for any length. Masked keys get an
-additive -1e4 there and -inf here: both give them zero weight. Padded queries, which have no valid key, get zero
-attention weights in both.
+additive -1e4 there and -inf here: both give them zero weight. Padded queries end at zero in both (the output is
+multiplied by the query mask after the projection).
 
 Block (``TransformerBlock``, pre-LN): ``y = pool(x) * mask + DropPath(MHCA(LN(x)))``,
 ``y = y + DropPath(MLP(LN(y)) * mask)`` with ``MLP = 1x1 conv (D -> 4D) -> GELU -> 1x1 conv (4D -> D)`` and
