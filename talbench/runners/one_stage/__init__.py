@@ -1,0 +1,1 @@
+"""Runner-side parts of the one-stage detectors (label assignment)."""
