@@ -167,7 +167,7 @@ def test_other_sections_never_rerun_a_row(first_execution, monkeypatch):
 
     params = load_params("params.yaml")
     params["baseline_b"]["epochs"] = 7
-    params["leaderboard"]["spread_k"] = 3.0
+    params["leaderboard"]["margin"] = 3.0
     params["tune"]["experiment"] = "elsewhere"
     params["refactornet"]["beta"] = 0.5
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(params))
@@ -197,7 +197,7 @@ def test_real_rows_are_scoped_to_their_family():
     refactor = hashes(params, "refactornet.table2", "Baseline + RefactorNet")
     shared = {"model", "data", "eval", "run", "test_time", "bsn", "detector", "anet"}
     assert dnet[0] == shared | {"dnet"} and refactor[0] == shared | {"refactornet"}
-    for section, key, value in (("refactornet", "beta", 0.5), ("leaderboard", "spread_k", 3.0),
+    for section, key, value in (("refactornet", "beta", 0.5), ("leaderboard", "margin", 3.0),
                                 ("tune", "storage", "x.db"), ("pipeline", "seeds", 9)):
         changed = {**params, section: {**params[section], key: value}}
         assert hashes(changed, "dnet.table1", "+ D-Net") == dnet, section
@@ -253,6 +253,30 @@ def test_prediction_files_recompute_the_logged_metrics(first_execution):
             for column in ("rgb", "flow", "fusion"):
                 value = evaluate_detection(gt, streams[column], [0.5]).map[0]
                 assert value == run["metrics"][column], (row["name"], run["seed"], column)
+
+
+def test_table_samples_resample_the_test_videos(first_execution, tracking_workdir):
+    """The leaderboard's samples of a recorded table: per seed the recorded values, per video resample a value
+    recomputed from the prediction files; the samples feed an interval of a comparison."""
+    import numpy as np
+
+    from talbench.benchmark.results import TableResult
+    from talbench.benchmark.schema import load_benchmark
+    from talbench.leaderboard.intervals import difference_interval
+    from talbench.leaderboard.samples import TableSamples
+
+    results, folder, _ = first_execution
+    bench = load_benchmark(TABLE, tracking_workdir / "benchmarks")
+    table = TableSamples(bench, TableResult.model_validate(results), folder, resamples=200, seed=0)
+    linear = table.samples("Linear", "fusion")
+    assert linear.seeds == (0, 1) and linear.resampled.shape == (2, 200)
+    assert list(linear.values) == [run["metrics"]["fusion"] for run in results["rows"][0]["runs"]]
+    assert abs(float(np.median(linear.resampled)) - linear.mean) < 10.0
+    params = table.samples("Linear", "params_m")
+    assert params.resampled is None  # parameter counts do not depend on the test videos
+    interval = difference_interval(linear, table.samples("Linear (5 epochs)", "fusion"), paired=True,
+                                   rng=np.random.default_rng(0))
+    assert interval.low < interval.estimate < interval.high and interval.video_sd > 0
 
 
 def test_same_seed_same_numbers(tracking_workdir):

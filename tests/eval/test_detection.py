@@ -213,3 +213,32 @@ def test_bad_input_errors_name_video_and_field():
         evaluate_detection(gt, pred.fillna(1.0), [0.0, 0.5])
     with pytest.raises(ValueError, match="tie_break"):
         evaluate_detection(gt, pred.fillna(1.0), [0.5], tie_break="random")
+
+
+def test_video_weights_equal_copying_the_videos():
+    """AP with a video counted k times is the AP of the list with k copies of that video (what one bootstrap
+    resample of the test videos is), for every threshold and class."""
+    from talbench.eval.detection import average_precision, match_detections
+
+    rng = np.random.default_rng(7)
+    videos = [f"v{i}" for i in range(6)]
+    gt = pd.DataFrame([(v, c, s, s + rng.uniform(1, 4)) for v in videos for c in ("x", "y")
+                       for s in rng.uniform(0, 20, rng.integers(1, 4))], columns=["video_id", "label", "start", "end"])
+    pred = pd.DataFrame([(v, c, s, s + rng.uniform(1, 4), rng.uniform()) for v in videos for c in ("x", "y")
+                         for s in rng.uniform(0, 20, 8)], columns=["video_id", "label", "start", "end", "score"])
+    thresholds = [0.3, 0.5, 0.7]
+    counts = np.array([2.0, 0.0, 1.0, 3.0, 1.0, 0.0])
+    matching = match_detections(gt, pred, thresholds, videos=videos, tie_break="stable")
+    weighted = average_precision(matching, counts[None, :])[0]
+    copies = []
+    for k, (video, n) in enumerate(zip(videos, counts, strict=True)):
+        for copy in range(int(n)):
+            copies.append((video, f"{video}#{copy}", k))
+    gt_copies = pd.concat([gt[gt.video_id == v].assign(video_id=name) for v, name, _ in copies], ignore_index=True)
+    pred_copies = pd.concat([pred[pred.video_id == v].assign(video_id=name) for v, name, _ in copies],
+                            ignore_index=True)
+    expected = evaluate_detection(gt_copies, pred_copies, thresholds, tie_break="stable")
+    np.testing.assert_allclose(weighted * 100, expected.per_class_ap.loc[list(matching.classes)].to_numpy(), atol=1e-9)
+    plain = average_precision(matching)[0]
+    np.testing.assert_array_equal(plain.mean(axis=0) * 100, evaluate_detection(gt, pred, thresholds,
+                                                                               tie_break="stable").map)

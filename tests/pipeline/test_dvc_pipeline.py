@@ -125,7 +125,7 @@ def test_repro_then_selective_reruns(pipeline_repo):
     assert changed_stages(repo) == {STAGE_A, STAGE_B}
     subprocess.run(["git", "checkout", "params.yaml"], cwd=repo, check=True)
     assert changed_stages(repo) == set()
-    set_param(repo, "leaderboard", "spread_k", 2.0)  # judging the claims: the leaderboard only
+    set_param(repo, "leaderboard", "margin", 2.0)  # judging the claims: the leaderboard only
     assert changed_stages(repo) == {"leaderboard"}
     set_param(repo, "refactornet", "beta", 0.5)  # another family's, and the tuning's, keys: nothing of these
     set_param(repo, "tune", "experiment", "other")
