@@ -8,10 +8,42 @@ segment b_i of its group:
 * linear:   s_i <- s_i * (1 - tIoU(M, b_i))  if tIoU(M, b_i) >= iou_threshold
 * gaussian: s_i <- s_i * exp(-tIoU(M, b_i)^2 / sigma)
 
-Segments whose score falls below ``min_score`` are dropped; at most ``top_k`` segments are selected per
-group. All groups (videos, classes) are processed at once: each loop iteration selects one segment in
-every group and rescoring is one vectorized numpy pass, so the loop runs over kept segments only.
-Score ties are broken by input order (stable), so results are deterministic.
+Segments scoring below ``min_score`` at the start take no part; segments whose score falls below it are
+dropped; at most ``top_k`` segments are selected per group. Score ties are broken by input order: of
+equal current scores, the segment that comes first in the input is selected first, and the kept
+segments come out by descending (rescored) score, ties by input order. Segment bounds must be finite;
+scores of -inf (or NaN) never take part.
+
+The result is that of the one-selection-at-a-time loop (``plain_loop_nms`` in tests/test_postprocess.py)
+bit for bit: every rescored score is the product of the same factors, computed by the same
+floating-point operations (tIoU as :mod:`talbench.eval.tiou`, ``exp(-tIoU^2 / sigma)``, ``1 - tIoU``),
+multiplied in the same order.
+
+Algorithm. All groups (videos, classes) advance together, in rounds:
+
+1. Candidates: the ``_CANDIDATES`` (16) best alive segments of every group, by score then input order.
+   Scores sit group by group in blocks and superblocks whose maxima are kept up to date; a group's k-th
+   best superblock maximum is a lower bound of its k-th best score, so only the segments reaching it
+   are gathered and sorted.
+2. Selection: the longest prefix of a group's candidates in which no candidate is changed by an
+   earlier one (tIoU > 0 for Gaussian, >= iou_threshold for linear, > iou_threshold for hard; a zero
+   score stays zero) is exactly what the one-at-a-time loop selects next, with unchanged scores, so the
+   whole prefix is selected at once (about 10 segments per round on realistic candidates; 1 where the
+   best candidates overlap each other).
+3. Rescoring: only segments overlapping a selected one change. The positive-length segments of a group
+   are binned by length (classes of 4x; classes under ``_MIN_BIN`` segments merged) and sorted by
+   start, so those of a bin that can overlap [s, e] are one ``searchsorted`` range (start in
+   [s - longest of the bin, e]). Their factors are multiplied in selection order (``np.multiply.at``);
+   linear and hard skip the bins whose lengths rule out tIoU >= iou_threshold.
+4. Compaction: when half the slots are dead or half the groups done, the state is rebuilt from the
+   alive segments of the unfinished groups (no re-sort: orders are kept).
+
+Cost: O(N log N) to set up; then rounds, about (most selections in a group) / (mean prefix) of them,
+each O(superblocks + candidates + window segments) vectorized: the work per selected segment is the
+segments of its windows (1-2x those it overlaps) instead of its whole group, nothing is re-sorted per
+selection, and the ~100 numpy calls of a round are shared by all groups. A few large groups therefore
+gain less (see benchmarks/perf/nms_speed.py). Hard NMS of groups of typical size <= 150 runs a simpler
+loop (one selection per group and step) whose setup is cheaper.
 """
 
 from __future__ import annotations
@@ -22,6 +54,21 @@ import pandas as pd
 from talbench.eval.tiou import _tiou
 
 METHODS = ("hard", "linear", "gaussian")
+
+_CANDIDATES = 16  # candidates per group and round (the most selections per group and round)
+_SUPERBLOCKS = 64  # superblocks in a group of typical size
+_CLASS_LOG2 = 1  # window bins: segment lengths within 2^_CLASS_LOG2 binary orders (4x), ...
+_MIN_BIN = 64  # ... a class of fewer segments joining the (longer) bin before it
+_RATIO_SLACK = 1e-6  # relative margin of the length-ratio test (tIoU <= shorter / longer length)
+_COMPACT = 2.0  # every _COMPACT_EVERY rounds, compact states of over _COMPACT_MIN slots when fewer
+_COMPACT_EVERY = 8  # than 1 / _COMPACT of the slots are alive or fewer than half the groups active
+_COMPACT_MIN = 4096
+_LEXSORT_MAX = 1024  # candidates up to this many: sorted by np.lexsort, more: by a stable argsort
+_HARD_LOOP_MAX_GROUP = 150  # hard NMS of groups up to this typical size: _hard_nms
+
+_NEG = -np.inf  # score of dead slots
+_LOWEST = np.finfo(np.float64).min  # lowest finite score
+_ALL_BITS, _SIGN_BIT = np.uint64(2**64 - 1), np.uint64(2**63)
 
 
 def _check(method: str, iou_threshold: float, sigma: float) -> None:
@@ -47,7 +94,8 @@ def batched_nms(
     """NMS / Soft-NMS of ``segments`` ``(N, 2)`` with ``scores`` ``(N,)`` inside each group (``groups``
     ``(N,)`` of any labels; None = one group, i.e. class-agnostic).
 
-    Returns the kept indices into the input and their (rescored) scores, by descending score.
+    Returns the kept indices into the input and their (rescored) scores, by descending score (ties by
+    input order). See the module docstring for the algorithm and its cost.
     """
     _check(method, iou_threshold, sigma)
     segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
@@ -56,12 +104,21 @@ def batched_nms(
     if segments.shape[0] != n:
         raise ValueError(f"segments {segments.shape} and scores {scores.shape} differ in length")
     codes = np.zeros(n, np.int64) if groups is None else pd.factorize(np.asarray(groups))[0].astype(np.int64)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
     limit = n if top_k is None else int(top_k)
-    if method == "hard" and _typical_group_size(codes[scores >= min_score]) <= _HARD_LOOP_MAX_GROUP:
+    min_score = max(float(min_score), _LOWEST)  # (a score of -inf never takes part)
+    taking_part = scores >= min_score
+    if not taking_part.any() or limit <= 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    if not np.isfinite(segments[taking_part]).all():
+        raise ValueError("NMS needs finite segment bounds")
+    if method == "hard" and _typical_group_size(codes[taking_part]) <= _HARD_LOOP_MAX_GROUP:
         return _hard_nms(segments, scores, codes, iou_threshold, min_score, limit)
     return _select(segments, scores, codes, method, iou_threshold, sigma, min_score, limit)
+
+
+def _typical_group_size(codes: np.ndarray) -> float:
+    """Size of the group of the average segment (sum of squared group sizes / number of segments)."""
+    return float(np.square(np.bincount(codes), dtype=np.float64).sum()) / max(codes.size, 1)
 
 
 def _hard_nms(segments, scores, codes, iou_threshold, min_score, limit):
@@ -101,23 +158,18 @@ def _hard_nms(segments, scores, codes, iou_threshold, min_score, limit):
     return order[pos][by_score], final[by_score]
 
 
-_NEG = -np.inf
-_HARD_LOOP_MAX_GROUP = 150  # hard NMS of groups up to this typical size: _hard_nms (cheaper setup)
+def _ordinal(values: np.ndarray) -> np.ndarray:
+    """uint64 codes in the order of the float64 ``values`` (not NaN; -0.0 and 0.0 share a code)."""
+    u = (values + 0.0).view(np.uint64)
+    return u ^ ((u >> np.uint64(63)) * _ALL_BITS | _SIGN_BIT)
 
 
-def _typical_group_size(codes: np.ndarray) -> float:
-    """Size of the group of the average segment (sum of squared group sizes / number of segments)."""
-    count = np.bincount(codes)
-    return float(np.square(count, dtype=np.float64).sum()) / max(codes.size, 1)
-_CANDIDATES = 16  # candidates per group and round: at most this many selections per group and round
-_MAX_CANDIDATES = 16  # (up to this many when fewer than _CANDIDATE_BUDGET / _CANDIDATES groups are left)
-_CANDIDATE_BUDGET = 256
-_CLASS_LOG2 = 2  # window bins: segment lengths in [4^k, 4^(k+1)), ...
-_MIN_BIN = 64  # ... merged up to this many segments
-_COMPACT = 4  # every _COMPACT_EVERY rounds, compact layouts of over _COMPACT_MIN slots when fewer than
-_COMPACT_EVERY = 8  # 1 / _COMPACT of the slots are alive or fewer than half the groups active
-_COMPACT_MIN = 4096
-_RATIO_SLACK = 1e-6  # relative margin of the length-ratio test (tIoU <= shorter / longer length)
+def _score_of(codes: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_ordinal`; for a code with low bits cleared, the lowest score sharing them."""
+    return (codes ^ (((~codes) >> np.uint64(63)) * _ALL_BITS | _SIGN_BIT)).view(np.float64)
+
+
+_LOWEST_CODE = _ordinal(np.array([_LOWEST]))[0]
 
 
 def _ragged_arange(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -128,21 +180,21 @@ def _ragged_arange(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 class _Layout:
-    """State of the selection loop: the alive segments of the unfinished groups.
+    """State of the rounds: the alive segments of the unfinished groups.
 
-    Scores ``s`` (and ``idx``, ``st``, ``en``, ``len``): group-contiguous, input order inside a group,
-    every group padded with -inf to whole superblocks of ``S`` blocks of ``B`` slots, and one all--inf
-    superblock at the end. ``bmax`` / ``sbmax``: block / superblock maxima. Window index: the
-    positive-length segments of every (group, length class) bin sorted by start, with their start, end
-    and length in that order and the float key ``bin * stride + start`` (bins never interleave): the
-    segments of a bin that can overlap M = [s, e] (start in [s - longest of the bin, e]) are one
-    ``searchsorted`` range.
+    Scores ``s`` (with ``idx``, ``st``, ``en``, ``len``): group after group, input order inside a group,
+    every group padded with -inf to whole superblocks of ``2^sshift`` blocks of ``2^shift`` slots (sizes
+    from the typical group size), then one all--inf superblock. ``bmax`` / ``sbmax``: block / superblock
+    maxima. Windows: the positive-length segments of every (group, length class) bin sorted by start
+    (ties: input order), with start, end and length in that order, under the float key
+    ``bin * stride + start`` (``stride`` >= 8x every |bound| and length: bins never interleave, and the
+    key is monotone in the start within a bin).
     """
 
-    def __init__(self, group, elems, scores, st, en, ln, w_elem, w_bin, bins, gcode, key_width, stride):
-        # group: local group (0..G-1, ascending, all present) of the segments in layout order; w_elem:
-        # segment number of every window entry, sorted by (bin, start, input index); bins: (group,
-        # shortest, longest length) of every bin, sorted by group
+    def __init__(self, group, elems, scores, st, en, ln, w_elem, w_bin, bins, gcode, stride):
+        # group: local group (0..G-1, ascending, every one present) of the segments, in layout order;
+        # w_elem / w_bin: segment number and bin of the window entries, in window order; bins: (local
+        # group, shortest, longest length) of every bin, by group; gcode: group code of local groups
         n = group.size
         new_group = np.ones(n, bool)
         np.not_equal(group[1:], group[:-1], out=new_group[1:])
@@ -150,9 +202,9 @@ class _Layout:
         count = np.diff(first, append=n)
         n_groups = first.size
         self.gcode = gcode
-        typical = float(np.square(count, dtype=np.float64).sum()) / n  # group size of the average segment
+        typical = float(np.square(count, dtype=np.float64).sum()) / n
         self.shift = shift = int(np.clip(np.round(np.log2(typical / _CANDIDATES) / 2), 0, 6))
-        self.sshift = sshift = int(np.clip(np.round(np.log2(typical / (4 * _CANDIDATES))) - shift, 0, 6))
+        self.sshift = sshift = int(np.clip(np.round(np.log2(typical / _SUPERBLOCKS)) - shift, 0, 6))
         unit = 1 << (shift + sshift)
         padded = (count + unit - 1) // unit * unit
         offset = np.cumsum(padded) - padded
@@ -162,39 +214,34 @@ class _Layout:
         self.idx[pos] = elems
         self.s = np.full(size, _NEG)
         self.s[pos] = scores
-        self.st = np.zeros(size)
-        self.st[pos] = st
-        self.en = np.zeros(size)
-        self.en[pos] = en
-        self.len = np.zeros(size)
-        self.len[pos] = ln
+        self.st, self.en, self.len = np.zeros(size), np.zeros(size), np.zeros(size)
+        self.st[pos], self.en[pos], self.len[pos] = st, en, ln
         self.lo_base = self.st - 4.0 * np.spacing(np.abs(self.st))  # window starts err on the low side
         self.s2 = self.s.reshape(size >> shift, 1 << shift)
         self.bmax = self.s2.max(axis=1)
         self.b2 = self.bmax.reshape(size >> (shift + sshift), 1 << sshift)
         self.sbmax = self.b2.max(axis=1)
         self.block_group = np.repeat(np.arange(n_groups + 1), np.append(padded, unit) >> shift)
-        self.sb_group = self.block_group[:: 1 << sshift]
         self.gsb0 = offset >> (shift + sshift)  # first superblock of every group
         self.gnsb = padded >> (shift + sshift)
-        self.g_base = np.arange(n_groups + 1) * key_width
-        self.b_base = self.g_base[self.block_group]
-        self.sb_base = self.g_base[self.sb_group]
+        # ranking keys (uint64): the group in the top code_shift bits, the score's order code below
+        self.code_shift = np.uint64(int(n_groups).bit_length())
+        self.g_key = np.arange(n_groups + 1, dtype=np.uint64) << (np.uint64(64) - self.code_shift)
+        self.sb_key = self.g_key[self.block_group[:: 1 << sshift]]
 
-        self.w_elem, self.w_bin, self.bins = w_elem, w_bin, bins
+        self.w_bin, self.bins, self.stride = w_bin, bins, stride
         self.wpos = pos[w_elem]
         self.wst, self.wen, self.wlen = st[w_elem], en[w_elem], ln[w_elem]
+        self.wkey = w_bin * stride + self.wst
         self.bin_short = bins[:, 1] * (1.0 - _RATIO_SLACK)
         self.bin_reach = bins[:, 2] * (1.0 + _RATIO_SLACK)
-        self.stride = stride
-        self.wkey = w_bin * stride + self.wst
         bin_group = bins[:, 0].astype(np.int64)
         self.gbin0 = np.searchsorted(bin_group, np.arange(n_groups))
         self.gbin_n = np.searchsorted(bin_group, np.arange(n_groups), side="right") - self.gbin0
 
     @classmethod
-    def build(cls, elems, scores, codes, start, end, key_width):
-        """Layout of the candidates ``elems`` (ascending input indices) with ``scores``."""
+    def build(cls, elems, scores, codes, start, end):
+        """State of the segments ``elems`` (ascending input indices) with ``scores``."""
         code = codes[elems]
         o = np.argsort(code, kind="stable")
         elems, code, scores = elems[o], code[o], scores[o]
@@ -204,9 +251,8 @@ class _Layout:
         st, en = start[elems], end[elems]
         ln = en - st
         pw = np.flatnonzero(ln > 0)  # zero-length segments overlap nothing: never rescored, never rescore
-        # window bins: the length classes [4^k, 4^(k+1)) of a group, longest first; a class of fewer than
-        # _MIN_BIN segments joins the bin before it (a query per selected segment and bin costs about as
-        # much as a few segments in a window)
+        # window bins: the length classes of a group, longest first; a class of fewer than _MIN_BIN
+        # segments joins the bin before it (a window query costs about as much as a few segments in it)
         cls_ = np.frexp(ln[pw])[1] >> _CLASS_LOG2
         top = int(cls_.max(initial=0))
         n_cls = top - int(cls_.min(initial=0)) + 1
@@ -220,10 +266,10 @@ class _Layout:
         bin_of_cell[present.ravel()] = np.cumsum(new_bin) - 1
         w_bin = bin_of_cell[cell]
         bound = max(np.abs(st[pw]).max(initial=0.0), np.abs(en[pw]).max(initial=0.0), ln[pw].max(initial=0.0))
-        stride = 2.0 ** np.ceil(np.log2(8.0 * bound * (1.0 + _RATIO_SLACK) + 1.0))  # |start|, |end|,
-        if not np.isfinite(stride * (new_bin.sum() + 1.0)):  # reach <= stride / 8: bins never interleave
+        stride = 2.0 ** np.ceil(np.log2(8.0 * bound * (1.0 + _RATIO_SLACK) + 1.0))
+        if not np.isfinite(stride * (new_bin.sum() + 1.0)):
             raise ValueError("NMS: segment bounds too large")
-        ow = np.argsort(w_bin * stride + st[pw], kind="stable")  # = the window keys
+        ow = np.argsort(w_bin * stride + st[pw], kind="stable")  # the window keys, ties by input order
         w_elem, w_bin = pw[ow], w_bin[ow]
         bin_first = np.flatnonzero(np.diff(w_bin, prepend=-1))
         bins = np.zeros((bin_first.size, 3))
@@ -231,16 +277,18 @@ class _Layout:
             bins[:, 0] = group[w_elem[bin_first]]
             bins[:, 1] = np.minimum.reduceat(ln[w_elem], bin_first)
             bins[:, 2] = np.maximum.reduceat(ln[w_elem], bin_first)
-        return cls(group, elems, scores, st, en, ln, w_elem, w_bin, bins, gcode, key_width, stride)
+        return cls(group, elems, scores, st, en, ln, w_elem, w_bin, bins, gcode, stride)
 
     def compact(self, keep_group: np.ndarray) -> _Layout | None:
-        """The alive segments of the groups where ``keep_group`` (by local group), same orders."""
+        """State of the alive segments of the groups where ``keep_group`` (by local group), same orders
+        (bins keep their reach: an upper bound still); None if there are none."""
         pos = np.flatnonzero(self.s > _NEG)
         old_group = self.block_group[pos >> self.shift]
-        pos, old_group = pos[keep_group[old_group]], old_group[keep_group[old_group]]
+        kept = keep_group[old_group]
+        pos, old_group = pos[kept], old_group[kept]
         if pos.size == 0:
             return None
-        keep_group = np.zeros(self.gcode.size, bool)  # the groups with alive segments
+        keep_group = np.zeros(self.gcode.size, bool)  # (groups without alive segments go)
         keep_group[old_group] = True
         new_of_group = np.cumsum(keep_group) - 1
         number = np.full(self.size, -1, np.int64)
@@ -248,85 +296,79 @@ class _Layout:
         w_elem = number[self.wpos]
         alive = w_elem >= 0
         keep_bin = keep_group[self.bins[:, 0].astype(np.int64)]
-        bins = self.bins[keep_bin]  # (bins left empty stay: their windows are empty)
+        bins = self.bins[keep_bin]
         bins[:, 0] = new_of_group[bins[:, 0].astype(np.int64)]
         return _Layout(new_of_group[old_group], self.idx[pos], self.s[pos], self.st[pos], self.en[pos],
                        self.len[pos], w_elem[alive], (np.cumsum(keep_bin) - 1)[self.w_bin[alive]], bins,
-                       self.gcode[keep_group], self.g_base[1], self.stride)
+                       self.gcode[keep_group], self.stride)
 
 
 def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, limit):
-    """NMS / Soft-NMS of every group at once, several selections per group and round (module docstring)."""
-    empty = np.zeros(0, np.int64), np.zeros(0)
+    """NMS / Soft-NMS of every group at once, by rounds of several selections (module docstring)."""
     cand = np.flatnonzero(scores >= min_score)
-    if cand.size == 0 or limit <= 0:
-        return empty
-    if not np.isfinite(segments[cand]).all():
-        raise ValueError("NMS needs finite segment bounds")
-    cand_scores = scores[cand]
-    finite = cand_scores[np.isfinite(cand_scores)]
-    low = float(finite.min(initial=0.0)) - 1.0  # ranking keys clip scores to [low, high]
-    high = float(finite.max(initial=0.0))
-    key_width = 2.0 ** np.ceil(np.log2(2.0 * (high - low)))
-    if not np.isfinite(key_width * (codes.max() + 2.0)):
-        raise ValueError("NMS: scores too large")
-    lay = _Layout.build(cand, cand_scores, codes, segments[:, 0], segments[:, 1], key_width)
+    lay = _Layout.build(cand, scores[cand], codes, segments[:, 0], segments[:, 1])
     capped = limit < cand.size
-    # several selections per round rescore a segment several times: dropping it below min_score after
-    # the last factor instead of the first is the same while scores are >= 0 (a factor never raises it)
-    multi = method == "hard" or cand_scores.min() >= 0
-    ratio = iou_threshold * (1.0 - _RATIO_SLACK) if method != "gaussian" else 0.0  # tIoU that counts
+    # a segment rescored by several selections of a round is dropped after its last factor instead of
+    # the first below min_score: the same while scores are >= 0 (factors in [0, 1] never raise them)
+    n_cand = _CANDIDATES if method == "hard" or scores[cand].min() >= 0 else 1
+    ratio = iou_threshold * (1.0 - _RATIO_SLACK) if method != "gaussian" else 0.0
     n_sel = np.zeros(lay.gcode.size, np.int64)
     kept_idx, kept_score = [], []
     rounds = 0
     while True:
-        # 1. candidates: every segment of a group whose ranking key reaches the key of the group's k-th
-        # best superblock (so all of its k best segments), sorted by score then input order. Keys
-        # group * key_width + clip(score): sorted, every group keeps its own range; within a group the
-        # key is monotone in the score (nearly equal scores may merge: more candidates, same result)
-        sk = np.sort(lay.sb_base + np.clip(lay.sbmax, low, high))
-        last = lay.gsb0 + lay.gnsb - 1
-        active = np.flatnonzero(sk[last] > lay.g_base[:-1] + low)
+        # 1. candidates: the segments of a group scoring at least a lower bound of its k-th best score
+        # (its k-th best superblock maximum, or its k-th best (group, score code) key's lowest score),
+        # sorted by score then input order; the first k are its k best
+        active = np.flatnonzero(np.maximum.reduceat(lay.sbmax, lay.gsb0) > _NEG)
         if active.size == 0:
             break
-        n_cand = int(np.clip(_CANDIDATE_BUDGET // active.size, _CANDIDATES, _MAX_CANDIDATES)) if multi else 1
         floor = np.full(lay.gcode.size + 1, np.inf)
-        floor[active] = np.where(lay.gnsb[active] >= n_cand,
-                                 sk[np.maximum(last[active] - (n_cand - 1), lay.gsb0[active])], _NEG)
-        cb = np.flatnonzero((lay.b_base + lay.bmax >= floor[lay.block_group]) & (lay.bmax > _NEG))
+        floor[active] = _LOWEST  # (groups of fewer superblocks: every alive segment)
+        many = active[lay.gnsb[active] >= n_cand]
+        if many.size:
+            key = np.sort(lay.sb_key | (_ordinal(lay.sbmax) >> lay.code_shift))
+            key = key[lay.gsb0[many] + lay.gnsb[many] - n_cand]
+            floor[many] = _score_of(np.maximum(key << lay.code_shift, _LOWEST_CODE))
+        cb = np.flatnonzero(lay.bmax >= floor[lay.block_group])
         vals = lay.s2[cb]
         cb_group = lay.block_group[cb]
-        i, j = np.nonzero(((vals + lay.b_base[cb][:, None]) >= floor[cb_group][:, None]) & (vals > _NEG))
+        i, j = np.nonzero(vals >= floor[cb_group][:, None])
         cpos = (cb[i] << lay.shift) + j  # ascending
         cgroup = cb_group[i]
         cval = vals[i, j]
-        # by group, score descending, position: a stable sort of group * key_width + (high - score),
-        # checked (merged nearly equal scores may come out of order: then an exact lexsort)
-        o = np.argsort(lay.g_base[cgroup] + (high - np.clip(cval, low, high)), kind="stable")
-        cpos, cgroup, cval = cpos[o], cgroup[o], cval[o]
-        if np.any((cval[1:] > cval[:-1]) & (cgroup[1:] == cgroup[:-1])):
+        if cpos.size <= _LEXSORT_MAX:
             o = np.lexsort((cpos, -cval, cgroup))
             cpos, cgroup = cpos[o], cgroup[o]
+        else:  # stable sort by (group, code of the negated score); nearly equal scores sharing a code
+            # may come out of order: then the lexsort
+            o = np.argsort(lay.g_key[cgroup] | (~_ordinal(cval) >> lay.code_shift), kind="stable")
+            cpos, cgroup, cval = cpos[o], cgroup[o], cval[o]
+            if np.any((cval[1:] > cval[:-1]) & (cgroup[1:] == cgroup[:-1])):
+                o = np.lexsort((cpos, -cval, cgroup))
+                cpos, cgroup = cpos[o], cgroup[o]
         rank = np.arange(cpos.size) - np.searchsorted(cgroup, cgroup)
         keep = rank < n_cand
-        row = np.searchsorted(active, cgroup[keep])
         k = int(rank[keep].max()) + 1
         cand_pos = np.full((active.size, k), lay.size - 1)  # padding: a slot of the -inf superblock
-        cand_pos[row, rank[keep]] = cpos[keep]
-        # 2. the longest prefix of candidates that no earlier candidate of the round rescores or
-        # removes: the one-by-one algorithm selects exactly these next, with their current scores
+        cand_pos[np.searchsorted(active, cgroup[keep]), rank[keep]] = cpos[keep]
+
+        # 2. selection: the longest prefix of candidates that no earlier candidate changes, which the
+        # one-at-a-time loop selects next, with the scores they have
         ranks = np.arange(k)
         if k > 1:
             cs, ce, cl = lay.st[cand_pos], lay.en[cand_pos], lay.len[cand_pos]
             inter = np.minimum(ce[:, :, None], ce[:, None, :]) - np.maximum(cs[:, :, None], cs[:, None, :])
             if method == "gaussian":
-                touches = inter > 0
+                changes = inter > 0
             else:
                 with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 between zero-length segments
                     iou = inter / ((cl[:, None, :] + cl[:, :, None]) - inter)
-                touches = (inter > 0) & ((iou > iou_threshold) if method == "hard" else (iou >= iou_threshold))
-            touches &= ranks[:, None] > ranks[None, :]  # [a, b]: the earlier candidate b touches a
-            stop = touches.any(axis=2) | (lay.s[cand_pos] == _NEG)
+                changes = (inter > 0) & ((iou > iou_threshold) if method == "hard" else (iou >= iou_threshold))
+            changes &= ranks[:, None] > ranks[None, :]  # [a, b]: the earlier candidate b changes a
+            cval = lay.s[cand_pos]
+            if method != "hard":
+                changes &= (cval != 0.0)[:, :, None]  # a factor leaves a zero score as it is
+            stop = changes.any(axis=2) | (cval == _NEG)
             n_take = np.where(stop.any(axis=1), stop.argmax(axis=1), k)
         else:
             n_take = np.ones(active.size, np.int64)
@@ -338,12 +380,13 @@ def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, li
         kept_idx.append(lay.idx[m])
         kept_score.append(lay.s[m])
         lay.s[m] = _NEG
-        redo = [m >> lay.shift]
+        redo = [m >> lay.shift]  # blocks whose maximum may have decreased
         if capped:
             live = n_sel[m_group] < limit
             m, m_group = m[live], m_group[live]
-        # 3. rescore (remove) the segments each selected one overlaps, in selection order: window
-        # queries (selected, bin), skipping bins whose lengths rule out a tIoU >= threshold
+
+        # 3. rescoring (hard: removal) of the segments the selected ones overlap, in selection order:
+        # window queries (selected, bin), without the bins whose lengths rule out tIoU >= threshold
         nq = lay.gbin_n[m_group]
         qm = np.repeat(m, nq)
         qbin = _ragged_arange(lay.gbin0[m_group], nq)
@@ -364,9 +407,9 @@ def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, li
         hit = np.flatnonzero(old > _NEG)
         if hit.size:
             w, p, pm, inter, old = w[hit], p[hit], pm[hit], inter[hit], old[hit]
-            iou = inter / ((lay.len[pm] + lay.wlen[w]) - inter)
+            iou = inter / ((lay.len[pm] + lay.wlen[w]) - inter)  # = talbench.eval.tiou._tiou
             if method == "gaussian":
-                np.multiply.at(lay.s, p, np.exp(-np.square(iou) / sigma))  # factors in selection order
+                np.multiply.at(lay.s, p, np.exp(-np.square(iou) / sigma))  # in order, repeats included
                 dead = p[~(lay.s[p] >= min_score)]
             elif method == "linear":
                 hit = np.flatnonzero(iou >= iou_threshold)
@@ -379,7 +422,7 @@ def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, li
                 dead = p
             lay.s[dead] = _NEG
             bp = p >> lay.shift
-            redo.append(bp[old == lay.bmax[bp]])  # blocks whose maximum may have decreased
+            redo.append(bp[old == lay.bmax[bp]])
         redo = np.concatenate(redo) if len(redo) > 1 else redo[0]
         lay.bmax[redo] = lay.s2[redo].max(axis=1)
         redo >>= lay.sshift
@@ -387,8 +430,10 @@ def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, li
         if capped:
             full = np.append(n_sel >= limit, False)  # (+ the -inf superblock's group)
             if full.any():
-                lay.sbmax[full[lay.sb_group]] = _NEG
                 lay.bmax[full[lay.block_group]] = _NEG
+                lay.sbmax[full[lay.block_group[:: 1 << lay.sshift]]] = _NEG
+
+        # 4. compaction
         rounds += 1
         if rounds % _COMPACT_EVERY == 0 and lay.size > _COMPACT_MIN and (
                 2 * active.size < lay.gcode.size or _COMPACT * np.count_nonzero(lay.s > _NEG) < lay.size):
@@ -402,8 +447,6 @@ def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, li
                 break
             n_sel = n_sel[np.searchsorted(old_codes, lay.gcode)]
 
-    if not kept_idx:
-        return empty
     keep = np.concatenate(kept_idx)
     final = np.concatenate(kept_score)
     order = np.lexsort((keep, -final))
