@@ -309,8 +309,11 @@ def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, li
     lay = _Layout.build(cand, scores[cand], codes, segments[:, 0], segments[:, 1])
     capped = limit < cand.size
     # a segment rescored by several selections of a round is dropped after its last factor instead of
-    # the first below min_score: the same while scores are >= 0 (factors in [0, 1] never raise them)
-    n_cand = _CANDIDATES if method == "hard" or scores[cand].min() >= 0 else 1
+    # the first below min_score: the same while scores are >= 0 (factors in [0, 1] never raise them);
+    # a negative score rises under a factor: then one selection per group and round, and the maxima of
+    # every block with a rescored segment are recomputed
+    rising = method != "hard" and scores[cand].min() < 0
+    n_cand = 1 if rising else _CANDIDATES
     ratio = iou_threshold * (1.0 - _RATIO_SLACK) if method != "gaussian" else 0.0
     n_sel = np.zeros(lay.gcode.size, np.int64)
     kept_idx, kept_score = [], []
@@ -422,7 +425,7 @@ def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, li
                 dead = p
             lay.s[dead] = _NEG
             bp = p >> lay.shift
-            redo.append(bp[old == lay.bmax[bp]])
+            redo.append(bp if rising else bp[old == lay.bmax[bp]])
         redo = np.concatenate(redo) if len(redo) > 1 else redo[0]
         lay.bmax[redo] = lay.s2[redo].max(axis=1)
         redo >>= lay.sshift
