@@ -254,6 +254,8 @@ class _Layout:
         # window bins: the length classes of a group, longest first; a class of fewer than _MIN_BIN
         # segments joins the bin before it (a window query costs about as much as a few segments in it)
         cls_ = np.frexp(ln[pw])[1] >> _CLASS_LOG2
+        while (int(cls_.max(initial=0)) - int(cls_.min(initial=0)) + 1) * gcode.size > 4 * code.size + 1024:
+            cls_ >>= 1  # (lengths over very many orders of magnitude: wider classes)
         top = int(cls_.max(initial=0))
         n_cls = top - int(cls_.min(initial=0)) + 1
         cell = group[pw] * n_cls + (top - cls_)
@@ -265,7 +267,7 @@ class _Layout:
         bin_of_cell = np.zeros(table.size, np.int64)
         bin_of_cell[present.ravel()] = np.cumsum(new_bin) - 1
         w_bin = bin_of_cell[cell]
-        bound = max(np.abs(st[pw]).max(initial=0.0), np.abs(en[pw]).max(initial=0.0), ln[pw].max(initial=0.0))
+        bound = max(np.abs(st).max(), np.abs(en).max(), ln.max())
         stride = 2.0 ** np.ceil(np.log2(8.0 * bound * (1.0 + _RATIO_SLACK) + 1.0))
         if not np.isfinite(stride * (new_bin.sum() + 1.0)):
             raise ValueError("NMS: segment bounds too large")
@@ -390,7 +392,7 @@ def _select(segments, scores, codes, method, iou_threshold, sigma, min_score, li
 
         # 3. rescoring (hard: removal) of the segments the selected ones overlap, in selection order:
         # window queries (selected, bin), without the bins whose lengths rule out tIoU >= threshold
-        nq = lay.gbin_n[m_group]
+        nq = lay.gbin_n[m_group] * (lay.len[m] > 0)  # (a zero-length segment rescores nothing)
         qm = np.repeat(m, nq)
         qbin = _ragged_arange(lay.gbin0[m_group], nq)
         if ratio > 0:
