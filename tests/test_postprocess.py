@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import talbench.engine.postprocess as postprocess
+from talbench.engine import postprocess
 from talbench.engine.postprocess import batched_nms, nms, nms_per_class, nms_per_video, soft_nms
 
 
@@ -168,9 +168,10 @@ def _check_against_plain_loop(rng, method, kinds=KINDS, sizes=(1, 40, 400), repe
         for n in sizes:
             for _ in range(repeats):
                 segments, scores, groups = _random_case(rng, kind, n)
-                kwargs = dict(method=method, iou_threshold=float(rng.choice([0.0, 0.3, 0.5, 1.0])),
-                              sigma=float(rng.choice([0.1, 0.5, 1.0])), top_k=rng.choice([None, 1, 3, 50]),
-                              min_score=float(rng.choice([0.0, 0.001, 0.2] + ([-0.5] if kind == "signed" else []))))
+                min_scores = [0.0, 0.001, 0.2] + ([-0.5] if kind == "signed" else [])
+                kwargs = {"method": method, "iou_threshold": float(rng.choice([0.0, 0.3, 0.5, 1.0])),
+                          "sigma": float(rng.choice([0.1, 0.5, 1.0])), "top_k": rng.choice([None, 1, 3, 50]),
+                          "min_score": float(rng.choice(min_scores))}
                 _assert_same(batched_nms(segments, scores, groups, **kwargs),
                              plain_loop_nms(segments, scores, groups, **kwargs))
 
@@ -203,7 +204,7 @@ def test_matches_plain_loop_on_large_groups(method, min_score):
     rng = np.random.default_rng(3)
     segments, scores, _ = _random_case(rng, "fpn", 6000)
     groups = rng.integers(0, 3, 6000)
-    kwargs = dict(method=method, iou_threshold=0.5, sigma=0.5, min_score=min_score)
+    kwargs = {"method": method, "iou_threshold": 0.5, "sigma": 0.5, "min_score": min_score}
     _assert_same(batched_nms(segments, scores, groups, **kwargs), plain_loop_nms(segments, scores, groups, **kwargs))
 
 

@@ -29,9 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's talbench and its test reference
 
-from test_postprocess import plain_loop_nms  # noqa: E402
+from test_postprocess import plain_loop_nms
 
-from talbench.engine.postprocess import batched_nms  # noqa: E402
+from talbench.engine.postprocess import batched_nms
 
 STEPS_PER_SECOND = 7.5  # 30 fps features at stride 4 frames
 LEVEL_STEPS = [(1, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, None)]  # ActionFormer regression ranges
