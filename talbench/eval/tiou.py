@@ -47,9 +47,14 @@ def segment_tiou(p_start, p_end, g_start, g_end) -> np.ndarray:
     """tIoU of segments given by broadcastable start / end arrays; the operation order equals the official
     code bit for bit where union > 0."""
     intersection = np.clip(np.minimum(p_end, g_end) - np.maximum(p_start, g_start), 0.0, None)
-    union = (g_end - g_start) + (p_end - p_start) - intersection
-    positive = union > 0
-    return np.divide(intersection, union, out=np.zeros(np.broadcast(intersection, union).shape), where=positive)
+    return tiou_from_parts(intersection, g_end - g_start, p_end - p_start)
+
+
+def tiou_from_parts(intersection, length_a, length_b) -> np.ndarray:
+    """tIoU from the intersection and the two lengths: ``inter / ((len_a + len_b) - inter)``, 0 where that union
+    is not positive (the one formula, for callers that keep lengths, such as NMS)."""
+    union = (length_a + length_b) - intersection
+    return np.divide(intersection, union, out=np.zeros(np.broadcast(intersection, union).shape), where=union > 0)
 
 
 def intersection_over_first(first: np.ndarray, second: np.ndarray) -> np.ndarray:
