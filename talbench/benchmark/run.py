@@ -6,6 +6,12 @@ hash, device, config hash and train hash. A row whose scoped configuration, seed
 family code already have a FINISHED run in the store is not run again: its recorded metrics are reused (a
 child run tagged ``reused_from`` keeps the table complete in the UI) and marked ``reused`` in
 ``results/<table>.json``. Rows are configured by :mod:`talbench.benchmark.rows`.
+
+``results/`` holds the pipeline's numbers; an ad-hoc run (a row subset, another profile, seed count or data
+source, tuned weights) writes to ``scratch/results/`` unless a folder is given (:func:`results_folder`), so
+trying a row by hand never replaces them. Each row run logs its family's own sections and ``test_time`` as
+parameters (plus ``row``; the whole configuration is the ``config.json`` artifact), the parent run each row's
+mean per column, and the data's segment-policy report goes to the console, the parent run and the results.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from talbench.benchmark.rows import column_metrics, load_tuned, row_config, select_rows, tuned_study
 from talbench.benchmark.schema import Benchmark, Row, load_benchmark
-from talbench.config import config_hash, load_params, train_hash
+from talbench.config import SCRATCH_DIR, TEST_TIME_KEY, config_hash, load_params, train_hash
 from talbench.data import DatasetCache
 from talbench.errors import ConfigError
 from talbench.io import atomic_write_json
@@ -70,6 +78,23 @@ def input_keys(plan: PlannedRow, dataset) -> dict[str, str]:
     return keys
 
 
+def results_folder(requested: Path | None, params: dict[str, Any], bench: Benchmark, planned: list[PlannedRow],
+                   n_seeds: int, pipeline_seeds: int, tuned: bool) -> Path:
+    """Where ``<table>.json`` goes: ``requested`` if given; ``results/`` for the pipeline's own run of the table
+    (every reproducible row, params.yaml's profile and data source, the pipeline's seed count, no tuned
+    weights); else ``scratch/results/``, so that an ad-hoc run never replaces the pipeline's numbers."""
+    if requested is not None:
+        return Path(requested)
+    data = planned[0].cfg["data"]
+    pipeline_run = (
+        [p.row.name for p in planned] == [row.name for row in bench.reproduced_rows]
+        and (data["profile"], data["source"]) == (params["data"]["profile"], params["data"]["source"])
+        and n_seeds == pipeline_seeds
+        and not tuned
+    )
+    return Path("results") if pipeline_run else SCRATCH_DIR / "results"
+
+
 def run_table(
     table: str,
     *,
@@ -81,21 +106,29 @@ def run_table(
     console: Console | None = None,
     params_path: Path = Path("params.yaml"),
     benchmarks_dir: Path = Path("benchmarks"),
-    results_dir: Path = Path("results"),
+    results_dir: Path | None = None,
     tuned_dir: Path = Path("tuned"),
 ) -> dict[str, Any] | None:
-    """Run ``table``'s reproducible rows for ``seeds`` seeds, log them to MLflow and write
-    ``results/<table>.json``; returns the results (``None`` for a pending table: nothing is written)."""
+    """Run ``table``'s reproducible rows for ``seeds`` seeds, log them to MLflow and write ``<table>.json`` to
+    ``results_dir`` (default: :func:`results_folder`); returns the results (``None`` for a pending table:
+    nothing is run or written)."""
     from talbench.runners.families import run_row
     from talbench.tracking import store
-    from talbench.tracking.runs import log_metrics, log_outcome_artifacts, log_params, tracked_run
+    from talbench.tracking.runs import (
+        log_metrics,
+        log_outcome_artifacts,
+        log_params,
+        log_row_means,
+        tracked_run,
+    )
 
     console = console or Console()
     params = load_params(params_path)
     bench = load_benchmark(table, benchmarks_dir)
     where = f"{Path(benchmarks_dir) / table}.yaml"
     if bench.status != "active":
-        console.print(f"[yellow]{table} is pending[/]: {bench.pending_reason}; no results written")
+        console.print(Text(f"{table} is pending: {bench.pending_reason}; nothing run, no results written"),
+                      soft_wrap=True)
         return None
     study = tuned_study(params, bench.paper, table) if tuned else None
     tuned_overrides = load_tuned(study, tuned_dir) if study else None
@@ -104,14 +137,19 @@ def run_table(
     pipeline = params.get("pipeline", {})
     profile_name = planned[0].cfg["data"]["profile"]
     profile_pipeline = (params.get("profiles", {}).get(profile_name) or {}).get("pipeline") or {}
-    n_seeds = seeds if seeds is not None else int(profile_pipeline.get("seeds", pipeline.get("seeds", 1)))
+    pipeline_seeds = int(profile_pipeline.get("seeds", pipeline.get("seeds", 1)))
+    n_seeds = seeds if seeds is not None else pipeline_seeds
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
     seed_list = list(range(n_seeds))
+    results_dir = results_folder(results_dir, params, bench, planned, n_seeds, pipeline_seeds, tuned)
 
     datasets = DatasetCache()
     dataset = datasets(planned[0].cfg)  # fails early and clearly when real features are absent
     checksum = dataset.checksum()
+    segments = dataset.report
+    if len(segments.problems) or segments.blocked_videos:
+        console.print(Text(segments.summary()), soft_wrap=True)
     source = planned[0].cfg["data"]["source"]
     features = bench.features if source != "synthetic" else SYNTHETIC_FEATURES
     commit, dirty = provenance.git_commit(), provenance.git_dirty()
@@ -120,6 +158,9 @@ def run_table(
     client = store.client(uri)
     experiment = pipeline.get("tracking_experiment", "talbench")
     experiment_id = store.ensure_experiment(client, experiment)
+    orphans = store.mark_orphans_killed(client, experiment_id)
+    if orphans:
+        console.print(f"marked KILLED {len(orphans)} RUNNING run(s) of this machine whose process is gone")
     common_tags = {
         "paper": bench.paper,
         "table": table,
@@ -160,14 +201,15 @@ def run_table(
                         "reused": "false" if previous is None else "true",
                         **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {}),
                     }
-                    with tracked_run(client, experiment_id, name=f"{plan.row.name} | seed {seed}",
+                    with tracked_run(client, experiment_id, name=f"s{seed} {plan.row.name}",
                                      tags=tags) as child_id:
-                        log_params(client, child_id, plan.cfg)
+                        own = {s: plan.cfg[s] for s in (*plan.family.sections, TEST_TIME_KEY) if s in plan.cfg}
+                        log_params(client, child_id, {"row": plan.row.name, **own})
                         if previous is not None:
                             metrics = dict(previous.data.metrics)
                             client.set_tag(child_id, "reused_from", previous.info.run_id)
                             log_metrics(client, child_id, metrics)
-                            console.print(f"  reused run {previous.info.run_id} for {plan.row.name} seed {seed}")
+                            console.print(Text(f"  reused run {previous.info.run_id} for {plan.row.name} seed {seed}"))
                         else:
                             row_started = time.perf_counter()
                             outcome = run_row(plan.cfg, seed, datasets(plan.cfg), console)
@@ -195,7 +237,8 @@ def run_table(
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "git_commit": commit or "unknown",  # "unknown" outside a git checkout
             "git_dirty": dirty if dirty is not None else True,  # outside git: not a committed state
-            "data": {"source": source, "profile": profile_name, "features": features, "checksum": checksum},
+            "data": {"source": source, "profile": profile_name, "features": features, "checksum": checksum,
+                     "segment_policy": segments.to_dict()},
             "tracking_uri": store.display_uri(uri),
             "experiment": experiment,
             "parent_run_id": parent_id,
@@ -204,12 +247,18 @@ def run_table(
             "rows": result_rows,
         }
         client.log_metric(parent_id, "time/table_s", time.perf_counter() - started)
+        log_row_means(client, parent_id, result_rows)
+        log_metrics(client, parent_id, {f"data/segments_{k}": getattr(segments, k) for k in ("clipped", "dropped")})
+        client.log_dict(parent_id, segments.to_dict(), "data/segment_policy.json")
         client.log_dict(parent_id, results, f"results/{table}.json")
     atomic_write_json(Path(results_dir) / f"{table}.json", results)
     console.print(
         f"[green]{table}[/]: {len(result_rows)} rows x {len(seed_list)} seeds -> "
-        f"{Path(results_dir) / f'{table}.json'} (parent run {parent_id})"
+        f"{escape(str(Path(results_dir) / f'{table}.json'))} (parent run {parent_id})"
     )
+    if results_dir == SCRATCH_DIR / "results":
+        console.print(Text("  an ad-hoc run: results/ (the pipeline's numbers) is untouched; --results-dir "
+                           "results to replace them"), soft_wrap=True)
     return results
 
 
