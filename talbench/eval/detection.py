@@ -13,9 +13,9 @@ Per class and tIoU threshold (ActivityNet ``compute_average_precision_detection`
 AVX2 or none): the same file gets different mAPs on different machines. ``tie_break="canonical"`` (the
 default) is the same everywhere: both sorts are ``argsort(kind="stable")[::-1]``, so among equal scores the
 prediction listed later in the file ranks first, and among GTs with equal tIoU the one listed later in the GT
-wins (what the official code gives wherever numpy's sort happens to be stable, e.g. short arrays without
-SIMD). ``tie_break="official"`` reproduces the official code on the machine at hand (its numpy, its CPU);
-``"reverse"`` breaks both kinds of ties the other way. :func:`tie_sensitivity` reports the spread.
+wins (the official code's own expression with a stable sort). ``tie_break="official"`` reproduces the
+official code on the machine at hand (its numpy, its CPU); ``"reverse"`` breaks both kinds of ties the other
+way. :func:`tie_sensitivity` reports the spread (docs/evaluation.md: measured on real files).
 
 The greedy matching of step 2 is a serial dictatorship in which every GT prefers the better-ranked
 prediction. With such common preferences the stable matching is unique, so it equals the outcome of
