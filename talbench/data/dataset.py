@@ -4,11 +4,12 @@ Features are ``<feature_dir>/<video_id>.npy``, float32 ``T x C``. For THUMOS14 I
 (RGB then Flow), 16-frame clips taken every 4 frames at the video's fps, so the centre of cell ``i`` is
 ``(i * 4 + 8) / fps`` seconds (ActionFormer: ``feat_stride * i + 0.5 * num_frames``, divided by fps).
 
-Validation is lazy but complete: a video's array is checked (a NumPy file, shape, dimension, NaN/Inf, length)
-the first time it is loaded, and :meth:`FeatureDataset.validate_all` checks every file at once. Missing
-feature files are found when the dataset opens, counted in one error line and listed in full in
-``scratch/missing_files.txt``, a block list ready for ``data.missing_files``; a dataset without training or
-test videos, or without a training instance, is an error there too (before any run is created).
+Validation is complete, and as early as it can be: when the dataset opens, missing feature files (counted in
+one error line, listed in full in ``scratch/missing_files.txt``, a block list ready for
+``data.missing_files``), every file's ``.npy`` header (a NumPy file, shape, dimension, dtype, length) and the
+splits (training and test videos, training instances) are checked, so ``talbench run`` fails before it
+creates any run; NaN/Inf need the data and are checked the first time a video is loaded
+(:meth:`FeatureDataset.validate_all` loads every file at once).
 
 :meth:`FeatureDataset.checksum` fingerprints the *contents* of the files it reads, so features changed in
 place (same names, same shapes) are new data: no run or checkpoint of the old ones is reused. A file's hash
@@ -98,6 +99,7 @@ class FeatureDataset:
         )
         self._check_not_empty()
         self._check_files_exist()
+        self._check_headers()
         self._checksum: str | None = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
@@ -258,15 +260,16 @@ class FeatureDataset:
             self._cache_bytes -= evicted.nbytes
         return array
 
-    def _read(self, video_id: str) -> np.ndarray:
-        """Read and validate one feature file."""
-        self._video_row(video_id)
-        if video_id in self._blocked:
-            raise DataError.at(
-                self.feature_path(video_id), "video is blocked (data.missing_files)", video=video_id
-            )
-        path = self.feature_path(video_id)
-        array = read_npy(path, video_id)
+    def _check_headers(self) -> None:
+        """Every feature file's ``.npy`` header (its first bytes; the data is memory-mapped, not read): an empty,
+        foreign or object file, a wrong shape or dtype or too few snippets is an error when the dataset
+        opens, before any run is created. NaN/Inf need the data: they are checked on a video's first load."""
+        for video_id in self._splits["train"] + self._splits["test"]:
+            path = self.feature_path(video_id)
+            self._check_array(path, video_id, read_npy(path, video_id, mmap=True))
+
+    def _check_array(self, path: Path, video_id: str, array: np.ndarray) -> None:
+        """Shape ``(T, width)``, floating point and at least ``data.min_snippets`` cells."""
         if array.ndim != 2 or array.shape[1] != self.layout.width:
             raise DataError.at(
                 path,
@@ -278,6 +281,24 @@ class FeatureDataset:
             raise DataError.at(
                 path, f"expected floating point features, got {array.dtype}", video=video_id, field="dtype"
             )
+        if array.shape[0] < self.min_snippets:
+            raise DataError.at(
+                path,
+                f"{array.shape[0]} snippets, fewer than data.min_snippets = {self.min_snippets}",
+                video=video_id,
+                field="num_snippets",
+            )
+
+    def _read(self, video_id: str) -> np.ndarray:
+        """Read and validate one feature file."""
+        self._video_row(video_id)
+        if video_id in self._blocked:
+            raise DataError.at(
+                self.feature_path(video_id), "video is blocked (data.missing_files)", video=video_id
+            )
+        path = self.feature_path(video_id)
+        array = read_npy(path, video_id)
+        self._check_array(path, video_id, array)
         array = np.ascontiguousarray(array, dtype=np.float32)
         finite = np.isfinite(array)
         if not finite.all():
@@ -289,19 +310,13 @@ class FeatureDataset:
                 video=video_id,
                 field="features",
             )
-        if array.shape[0] < self.min_snippets:
-            raise DataError.at(
-                path,
-                f"{array.shape[0]} snippets, fewer than data.min_snippets = {self.min_snippets}",
-                video=video_id,
-                field="num_snippets",
-            )
         return array
 
 
-def read_npy(path: Path, video_id: str) -> np.ndarray:
-    """The array in a ``.npy`` file; a DataError naming the file and video when it is missing, empty, not a
-    NumPy file, holds Python objects or is truncated (never numpy's advice to load it with pickle)."""
+def read_npy(path: Path, video_id: str, mmap: bool = False) -> np.ndarray:
+    """The array in a ``.npy`` file (memory-mapped with ``mmap``: only the header is read); a DataError naming
+    the file and video when it is missing, empty, not a NumPy file, holds Python objects or is truncated
+    (never numpy's advice to load it with pickle)."""
     try:
         with open(path, "rb") as f:
             magic = f.read(len(NPY_MAGIC))
@@ -313,10 +328,10 @@ def read_npy(path: Path, video_id: str) -> np.ndarray:
         what = "empty file (0 bytes)" if not magic else "not a NumPy .npy file (no .npy header)"
         raise DataError.at(path, what, video=video_id, field="features")
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as err:
-        problem = ("holds Python objects, not numbers" if "allow_pickle" in str(err)
-                   else f"unreadable .npy array ({err})")
+        problem = ("holds Python objects, not numbers" if "pickle" in str(err) or "Python objects" in str(err)
+                   else f"unreadable or truncated .npy array ({err})")
         raise DataError.at(path, problem, video=video_id, field="features") from None
     except (EOFError, OSError) as err:
         raise DataError.at(path, f"truncated .npy file ({err})", video=video_id, field="features") from None
@@ -338,13 +353,18 @@ def file_hashes(paths: list[Path]) -> dict[Path, str]:
         stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
         entry = cache.get(key)
         if entry is None or entry[:3] != stamp:
-            digest = hashlib.sha1()
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-            entry = cache[key] = [*stamp, digest.hexdigest()]
+            entry = cache[key] = [*stamp, file_sha1(path)]
             changed = True
         out[path] = entry[3]
     if changed:
         atomic_write_json(cache_file, cache)
     return out
+
+
+def file_sha1(path: Path) -> str:
+    """sha1 of a file's contents, read in 1 MiB chunks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

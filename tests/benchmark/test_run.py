@@ -392,6 +392,23 @@ def test_empty_training_split_fails_before_any_run(own_project):
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
+def test_zero_byte_feature_file_is_one_line_before_any_run(own_project):
+    """It used to end `talbench run` with "Aborted." (exit 1), naming no file, after the runs were created."""
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from talbench.cli import app
+
+    path = max((_data(own_project) / "i3d_features").glob("video_test_*.npy"))
+    path.write_bytes(b"")
+    result = CliRunner().invoke(app, ["run", TABLE])
+    assert result.exit_code == 2
+    assert result.output == f"error: {path.relative_to(own_project)}: video '{path.stem}', field 'features': " \
+        "empty file (0 bytes)\n"
+    client = MlflowClient()
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_ends_killed(own_project, signum):
     """SIGTERM left the table's parent run and the row run RUNNING forever (SIGINT marked them FAILED); both now

@@ -146,12 +146,12 @@ def test_missing_files_all_listed_and_block_list(root, tmp_path, monkeypatch):
     ],
 )
 def test_bad_feature_file(root, array, field, problem):
+    """Found from the file's header when the dataset opens (before any run is created)."""
     vid = "video_validation_0000002"
     path = root / "i3d_features" / f"{vid}.npy"
     np.save(path, array)
-    ds = make_dataset(root)  # lazy: opening does not read arrays
     with pytest.raises(DataError, match=problem) as err:
-        ds.features(vid)
+        make_dataset(root)
     assert f"{path}: video '{vid}', field '{field}'" in str(err.value)
 
 
@@ -160,9 +160,9 @@ def test_nan_and_inf_and_validate_all(root):
     array = np.load(path)
     array[3, 1], array[7, 4] = np.nan, np.inf
     np.save(path, array)
-    np.save(root / "i3d_features" / "video_validation_0000003.npy", np.zeros((2, 2 * DIM), np.float32))
-    (root / "i3d_features" / "video_validation_0000001.npy").write_bytes(b"not numpy")
-    ds = make_dataset(root)
+    other = root / "i3d_features" / "video_validation_0000001.npy"
+    np.save(other, np.full((12, 2 * DIM), np.inf, np.float32))
+    ds = make_dataset(root)  # NaN/Inf need the data: found on first load
     with pytest.raises(DataError) as err:
         ds.features("video_test_0000001")
     assert f"{path}: video 'video_test_0000001', field 'features': 2 NaN/Inf values in 2 snippets" in str(
@@ -172,9 +172,8 @@ def test_nan_and_inf_and_validate_all(root):
     with pytest.raises(DataError) as err:
         ds.validate_all(progress=False)
     message = str(err.value)
-    assert message.startswith("3 of 4 feature files are invalid")
-    assert "video 'video_validation_0000001', field 'features': not a NumPy .npy file (no .npy header)" in message
-    assert "video 'video_validation_0000003', field 'num_snippets'" in message
+    assert message.startswith("2 of 4 feature files are invalid")
+    assert "video 'video_validation_0000001', field 'features': 72 NaN/Inf values in 12 snippets" in message
     assert "video 'video_test_0000001', field 'features'" in message
 
 
@@ -206,12 +205,12 @@ def test_many_missing_files_make_one_short_line_and_a_block_list(tmp_path, monke
         (b"", r"empty file \(0 bytes\)"),
         (bytes(range(256)) * 4, r"not a NumPy \.npy file \(no \.npy header\)"),
         ("object array", "holds Python objects, not numbers"),
-        ("truncated", r"unreadable \.npy array"),
+        ("truncated", r"unreadable or truncated \.npy array"),
     ],
 )
 def test_unreadable_feature_file_is_named(root, content, problem):
     """A zero-byte .npy used to end `talbench run` with "Aborted." (exit 1) and random bytes with numpy's advice
-    to load the file with pickle."""
+    to load the file with pickle, both after the runs were created; now opening the dataset names the file."""
     vid = "video_validation_0000002"
     path = root / "i3d_features" / f"{vid}.npy"
     if content == "object array":
@@ -220,9 +219,8 @@ def test_unreadable_feature_file_is_named(root, content, problem):
         path.write_bytes(path.read_bytes()[:-40])
     else:
         path.write_bytes(content)
-    ds = make_dataset(root)
     with pytest.raises(DataError, match=problem) as err:
-        ds.features(vid)
+        make_dataset(root)
     message = str(err.value)
     assert message.startswith(f"{path}: video '{vid}', field 'features': ") and "pickle" not in message
 
@@ -265,14 +263,13 @@ def test_checksum_follows_contents_and_rereads_only_changed_files(root, monkeypa
 
     checksum = make_dataset(root).checksum()
     read = []
-    real_open = open
+    real_sha1 = dataset_module.file_sha1
 
-    def counting_open(path, mode="r", *args, **kwargs):
-        if "b" in mode and str(path).endswith(".npy"):
-            read.append(Path(path).name)
-        return real_open(path, mode, *args, **kwargs)
+    def counting_sha1(path):
+        read.append(Path(path).name)
+        return real_sha1(path)
 
-    monkeypatch.setattr(dataset_module, "open", counting_open, raising=False)
+    monkeypatch.setattr(dataset_module, "file_sha1", counting_sha1)
     assert make_dataset(root).checksum() == checksum and read == []
     path = root / "i3d_features" / "video_validation_0000002.npy"
     size = path.stat().st_size
@@ -330,6 +327,26 @@ def test_archive_is_verified_and_unpacked(tmp_path):
     assert ds.video_ids("test") == ["video_test_0000001"]
     np.testing.assert_array_equal(ds.features("video_test_0000001"), np.load(source / "i3d_features" /
                                   "video_test_0000001.npy"))  # fmt: skip
+
+
+def test_archive_never_unpacks_over_a_users_folder(tmp_path):
+    """data.thumos14_root used to be replaced wholesale (the same helper as synth --out)."""
+    from talbench.errors import ConfigError
+
+    source = make_thumos_layout(tmp_path / "release" / "thumos")
+    archive = tmp_path / "thumos.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="thumos")
+    root = tmp_path / "mine"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="mine: not empty and not a previous output of this command"):
+        install_thumos14_archive(archive, root, md5=None, progress=False)
+    assert [p.name for p in root.iterdir()] == ["notes.txt"]
+    install_thumos14_archive(archive, tmp_path / "out", md5=None, progress=False)
+    (tmp_path / "out" / "notes.txt").write_text("added later")
+    install_thumos14_archive(archive, tmp_path / "out", md5=None, progress=False)  # an earlier installation
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["annotations", "i3d_features", "notes.txt"]
 
 
 def test_real_annotations_with_stand_in_features(tmp_path):
