@@ -203,7 +203,7 @@ def run_table(
                     }
                     with tracked_run(client, experiment_id, name=f"s{seed} {plan.row.name}",
                                      tags=tags) as child_id:
-                        own = {s: plan.cfg[s] for s in (*plan.family.sections, TEST_TIME_KEY) if s in plan.cfg}
+                        own = {s: plan.cfg[s] for s in (*plan.family.sections, TEST_TIME_KEY)}
                         log_params(client, child_id, {"row": plan.row.name, **own})
                         if previous is not None:
                             metrics = dict(previous.data.metrics)
