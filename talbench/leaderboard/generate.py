@@ -38,8 +38,9 @@ def load_rule(params_path: Path = PARAMS_FILE) -> Rule:
 
 
 def _is_leaderboards(folder: Path) -> bool:
-    """Whether ``folder`` is an earlier output of this command: it holds the index and a page per paper."""
-    return all((folder / name).is_file() for name in ("README.md", *(f"{paper}.md" for paper in PAPERS)))
+    """Whether ``folder`` is an earlier output of this command: it holds the index and a paper's page (not
+    every paper's: a paper added since has no page yet)."""
+    return (folder / "README.md").is_file() and any((folder / f"{paper}.md").is_file() for paper in PAPERS)
 
 
 def write_leaderboards(

@@ -333,6 +333,8 @@ def test_a_folder_that_is_not_a_leaderboard_is_never_replaced(workspace):
     with pytest.raises(ConfigError, match="docs: not empty and not a previous output of this command"):
         _write(workspace, "docs")
     assert [p.name for p in (workspace / "docs").iterdir()] == ["README.md"]
+    (_write(workspace) / "talnet.md").unlink()  # an earlier leaderboard from before a paper was added
+    assert (_write(workspace) / "talnet.md").is_file()
 
 
 def test_missing_results_folder_is_an_error(workspace):
