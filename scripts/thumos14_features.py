@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from talbench.config import load_params, resolve
-from talbench.data import DataError, install_thumos14_archive, open_dataset
+from talbench.data import install_thumos14_archive, open_dataset
+from talbench.errors import ConfigError, DataError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,14 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         dataset = open_dataset(cfg)
         if not args.skip_validation:
             dataset.validate_all()
-    except DataError as err:
-        console.print(f"[bold red]error:[/] {err}")
+    except (ConfigError, DataError) as err:
+        console.print(Text.assemble(("error:", "bold red"), " ", str(err)), soft_wrap=True)
         return 2
     console.print(
         f"THUMOS14 in {args.root}: {len(dataset.video_ids('train'))} training and "
         f"{len(dataset.video_ids('test'))} test videos, checksum {dataset.checksum()}"
     )
-    console.print(dataset.report.summary())
+    console.print(Text(dataset.report.summary()))
     return 0
 
 

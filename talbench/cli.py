@@ -1,52 +1,106 @@
-"""The ``talbench`` command line (typer + rich).
+"""The ``talbench`` command line.
 
 Heavy modules (torch, mlflow, optuna) are imported inside the commands that need them, so that
 ``talbench eval`` and ``talbench synth`` start fast and never import mlflow.
+
+Every command runs inside :func:`_command`: a user error (``ConfigError``, ``DataError``) is one line and exit
+code 2; Ctrl-C (SIGINT) and SIGTERM stop it with one line and exit code 130 / 143, after the MLflow runs it had
+open are marked KILLED (SIGTERM is raised as :class:`talbench.errors.Terminated`, a ``KeyboardInterrupt``, so
+both take the same path). User text (messages, warnings, file names) is printed as plain text, never as rich markup: a
+``[start, end]`` in a message stays visible.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
+import sys
+import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+HELP = (
+    "Reproduce the ablation tables of Temporal Action Localization papers and judge their claims: every "
+    "row x seed an MLflow run, the tables a DVC pipeline, loss weights tuned with Optuna, leaderboards of "
+    "published vs reproduced numbers."
+)
+EXIT_USER_ERROR = 2
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal number, as a shell reports it
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 console = Console()
 
 
+def _raise_terminated(signum, frame) -> None:
+    from talbench.errors import Terminated
+
+    raise Terminated()
+
+
+def _print_line(label: str, style: str, message: object) -> None:
+    """``label: message`` on one line; the message is plain text (no markup), not wrapped by rich."""
+    console.print(Text.assemble((f"{label}:", style), " ", str(message)), soft_wrap=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as tidy ``warning:`` lines (no source path), above any progress bar."""
+    _print_line("warning", "yellow", message)
+
+
+@app.callback()
+def _main(ctx: typer.Context) -> None:
+    """Install the SIGTERM handler and the warning printer for the command; both are restored after it."""
+    previous_show = warnings.showwarning
+    warnings.showwarning = _show_warning
+    restore = [lambda: setattr(warnings, "showwarning", previous_show)]
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+        restore.append(lambda: signal.signal(signal.SIGTERM, previous_term))
+    ctx.call_on_close(lambda: [undo() for undo in restore])
+
+
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
+    _print_line("error", "bold red", message)
+    raise typer.Exit(code=EXIT_USER_ERROR)
 
 
 @contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad parameters or data end the command with one line naming file and key (exit code 2), no traceback.
+def _command() -> Iterator[None]:
+    """Bad parameters or data end the command with one line naming file and key (exit code 2), no traceback;
+    SIGINT / SIGTERM with one line (exit code 130 / 143).
 
     ``ConfigError`` and ``DataError`` are both ``ValueError`` subclasses raised for user input."""
-    from talbench.errors import ConfigError, DataError
+    from talbench.errors import ConfigError, DataError, Terminated
 
     try:
         yield
     except (ConfigError, DataError) as err:
         _fail(str(err))
+    except KeyboardInterrupt as err:
+        received = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        _print_line("interrupted", "bold yellow", f"{received.name}: stopped; MLflow runs it had open are marked "
+                    "KILLED, outputs not yet complete were not written")
+        raise typer.Exit(code=EXIT_SIGNAL[received]) from None
 
 
 @app.command()
 def synth(
     profile: Annotated[str, typer.Option(help="synthetic profile in params.yaml: tiny, smoke or paper")] = "smoke",
-    out: Annotated[Path | None, typer.Option(help="output folder (default: data.synthetic_root/<profile>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: data.synthetic_root/<profile>); must "
+                                                  "be new, empty or an earlier output of synth")] = None,
     params: Annotated[Path, typer.Option(help="parameter file")] = Path("params.yaml"),
 ) -> None:
     """Generate the embedded synthetic benchmark in the ActionFormer THUMOS14 layout."""
     from talbench.config import load_params, resolve
     from talbench.data.synthetic import generate
 
-    with _user_errors():
+    with _command():
         cfg = resolve(load_params(params), profile)
         out = out or Path(cfg["data"]["synthetic_root"]) / profile
         report = generate(cfg["synth"], out, progress=True)
@@ -58,18 +112,22 @@ def evaluate(
     gt: Annotated[Path, typer.Option(help="ground truth, ActivityNet/ActionFormer JSON layout")],
     pred: Annotated[Path, typer.Option(help="predictions, ActivityNet result layout")],
     subset: Annotated[str, typer.Option(help="ground-truth subset (case-insensitive)")] = "Test",
-    tiou: Annotated[str, typer.Option(help="comma-separated tIoU thresholds")] = "0.3,0.4,0.5,0.6,0.7",
+    tiou: Annotated[str, typer.Option(help="comma-separated tIoU thresholds in (0, 1]")] = "0.3,0.4,0.5,0.6,0.7",
+    tie_break: Annotated[str, typer.Option(help="order of equal scores and equal tIoUs: canonical (the same on "
+                                                "every CPU) or official (numpy's argsort on this machine, as "
+                                                "the official code)")] = "canonical",
     json_out: Annotated[Path | None, typer.Option("--json", help="write the results as JSON")] = None,
 ) -> None:
-    """Detection mAP of a prediction file, identical to the official ActivityNet evaluation."""
+    """Detection mAP of a prediction file with the official ActivityNet semantics."""
     from talbench.eval.report import evaluate_files
 
     try:
         thresholds = [float(t) for t in tiou.split(",")]
     except ValueError:
         _fail(f"--tiou must be comma-separated numbers, got '{tiou}'")
-    with _user_errors():
-        evaluate_files(gt, pred, subset=subset, tiou_thresholds=thresholds, json_out=json_out, console=console)
+    with _command():
+        evaluate_files(gt, pred, subset=subset, tiou_thresholds=thresholds, tie_break=tie_break,
+                       json_out=json_out, console=console)
 
 
 @app.command()
@@ -80,7 +138,7 @@ def proposals(
     """Train BSN on the training videos and write its proposals for every video (a DVC stage)."""
     from talbench.runners.bsn.stage import run_proposal_stage
 
-    with _user_errors():
+    with _command():
         run_proposal_stage(profile=profile, data_source=data, console=console)
 
 
@@ -92,16 +150,21 @@ def run(
     first_seed: Annotated[int | None, typer.Option(help="first seed (default: pipeline.first_seed)")] = None,
     workers: Annotated[int | None, typer.Option(help="processes training seeds in parallel (default: "
                                                     "pipeline.workers)")] = None,
-    profile: Annotated[str | None, typer.Option(help="smoke or paper (default: data.profile)")] = None,
+    profile: Annotated[str | None, typer.Option(help="tiny, smoke or paper (default: data.profile)")] = None,
     data: Annotated[str | None, typer.Option(help="data source: synthetic or thumos14")] = None,
     tuned: Annotated[bool, typer.Option(help="use the loss weights found by `talbench tune`")] = False,
+    results_dir: Annotated[Path | None, typer.Option(
+        help="folder of <table>.json (default: results/ for the pipeline's own run; scratch/results/ for a "
+             "row subset or another profile, seed count or data source)")] = None,
 ) -> None:
     """Run a benchmark table: every row x seed is one MLflow run nested under the table's run."""
     from talbench.benchmark.run import run_table
 
-    with _user_errors():
-        run_table(table, rows=rows, seeds=seeds, first_seed=first_seed, workers=workers, profile=profile,
-                  data_source=data, tuned=tuned, console=console)
+    with _command():
+        results = run_table(table, rows=rows, seeds=seeds, first_seed=first_seed, workers=workers, profile=profile,
+                            data_source=data, tuned=tuned, console=console, results_dir=results_dir)
+    if results is None:  # a pending table: nothing was run
+        raise typer.Exit(code=EXIT_USER_ERROR)
 
 
 @app.command()
@@ -112,7 +175,7 @@ def leaderboard(
     """Generate leaderboards/<paper>.md from the recorded results (published vs reproduced, claims judged)."""
     from talbench.leaderboard.generate import write_leaderboards
 
-    with _user_errors():
+    with _command():
         write_leaderboards(results_dir, out_dir, console=console)
 
 
@@ -129,7 +192,7 @@ def verdicts(
     from talbench.leaderboard.compare import verdicts as judge
     from talbench.leaderboard.generate import load_rule
 
-    with _user_errors():
+    with _command():
         rule = load_rule()
         if compare is None:
             found = judge(results_dir, rule)
@@ -161,24 +224,62 @@ def tune(
     """Tune a paper's loss weights on held-out training videos (never the test split)."""
     from talbench.tune.study import run_study
 
-    with _user_errors():
+    with _command():
         run_study(study, trials=trials, storage=storage, workers=workers, console=console)
 
 
-@app.command()
-def ui(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5000) -> None:
-    """Start the MLflow UI on 127.0.0.1 over the project's tracking store."""
-    import subprocess
-    import sys
+def _mlflow_ui_command(uri: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+            "--port", str(port)]
 
+
+def _check_port_free(port: int) -> None:
+    """A ConfigError when 127.0.0.1:``port`` is taken (the server would fail after its start-up)."""
+    import socket
+
+    from talbench.errors import ConfigError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise ConfigError(f"--port {port}: 127.0.0.1:{port} is not free ({err.strerror}); "
+                              "choose another port") from None
+
+
+def _serve(command: list[str]) -> int:
+    """Run ``command`` in its own process group until it exits (its exit code) or this process is
+    interrupted: then the whole group (a server and its workers) is stopped before the interruption goes on."""
+    import os
+    import subprocess
+
+    child = subprocess.Popen(command, start_new_session=True)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+        raise
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1")] = 5000) -> None:
+    """Start the MLflow UI on 127.0.0.1 over the project's tracking store (exit code: the server's)."""
     from talbench.tracking.store import tracking_uri
 
-    uri = tracking_uri()
-    console.print(f"MLflow UI for {uri} on http://127.0.0.1:{port}")
-    subprocess.run(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)],
-        check=False,
-    )
+    with _command():
+        _check_port_free(port)
+        uri = tracking_uri()
+        console.print(Text(f"MLflow UI for {uri} on http://127.0.0.1:{port}"))
+        code = _serve(_mlflow_ui_command(uri, port))
+    if code:
+        raise typer.Exit(code=code)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ from talbench.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 TEST_TIME_KEY = "test_time"
+SCRATCH_DIR = Path("scratch")
+"""What talbench writes that is not a pipeline output (results of ad-hoc runs, lists of missing feature files),
+relative to the working directory (the repository root under DVC); git-ignored."""
+CACHE_ENV = "TALBENCH_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """``TALBENCH_CACHE_DIR`` or ``<repo root>/.cache``: what is worth keeping between runs (content hashes of
+    feature files), absolute so that queued DVC experiments, which run in temporary copies, share it."""
+    return Path(os.environ.get(CACHE_ENV) or REPO_ROOT / ".cache")
 
 
 def read_yaml_mapping(path: str | Path, what: str = "parameter file") -> dict[str, Any]:

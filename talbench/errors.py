@@ -1,4 +1,4 @@
-"""The user errors: bad parameters (``ConfigError``) and bad data (``DataError``).
+"""The user errors: bad parameters (``ConfigError``) and bad data (``DataError``); and ``Terminated`` (SIGTERM).
 
 Both are ``ValueError`` subclasses raised for user input; the CLI prints their message as one line and exits
 with code 2. Every message names the file and the key (configuration) or the file, video and field (data).
@@ -27,3 +27,8 @@ class DataError(ValueError):
         ]
         location = ", ".join(w for w in where if w)
         return cls(f"{file}: {location}: {problem}" if location else f"{file}: {problem}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the CLI's handler where the program is, like Ctrl-C's ``KeyboardInterrupt``: open
+    MLflow runs end KILLED and atomic outputs in progress are not written."""

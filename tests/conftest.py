@@ -3,6 +3,7 @@ project (params, a benchmark table, the `unit` data) with an empty MLflow store 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,20 @@ import pandas as pd
 import pytest
 from helpers.project import enter_workdir, write_project
 
-from talbench.config import load_params, resolve
+from talbench.config import CACHE_ENV, load_params, resolve
+
+
+@pytest.fixture(scope="session", autouse=True)
+def file_hash_cache(tmp_path_factory):
+    """Feature-file hashes are cached in a temporary folder, not in the repository's .cache (subprocesses
+    inherit it)."""
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop(CACHE_ENV)
+    else:
+        os.environ[CACHE_ENV] = previous
 
 
 def stand_in_proposals(dataset, seed: int = 0) -> pd.DataFrame:

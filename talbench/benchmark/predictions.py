@@ -43,6 +43,19 @@ def run_file(row_index: int, seed: int) -> str:
     return f"row{row_index}-seed{seed}.parquet"
 
 
+RUN_FILE = re.compile(r"^row[0-9]+-seed[0-9]+(?:\.videos)?\.parquet$")
+
+
+def owned(name: str) -> bool:
+    """An entry ``talbench run`` writes into a table's prediction folder (anything else there is the user's)."""
+    return name in ("ground_truth.parquet", "videos.json") or RUN_FILE.match(name) is not None
+
+
+def is_predictions_folder(path: Path) -> bool:
+    """An earlier prediction folder of ``talbench run`` (it always holds the ground truth)."""
+    return (Path(path) / "ground_truth.parquet").is_file()
+
+
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False, compression="zstd")

@@ -17,6 +17,12 @@ finishes, with the worker's start and end times.
 Every run's predictions (the streams the table's columns read) and per-video metric components are written to
 ``predictions/<table>/`` (:mod:`talbench.benchmark.predictions`), so the verdicts' bootstrap over test videos
 reads files, not the MLflow store.
+
+``results/`` holds the pipeline's numbers; an ad-hoc run (a row subset, another profile, seed count or data
+source, tuned weights) writes to ``scratch/results/`` unless a folder is given (:func:`results_folder`), so
+trying a row by hand never replaces them. Each row run logs its family's own sections and ``test_time`` as
+parameters (plus ``row``; the whole configuration is the ``config.json`` artifact), the parent run each row's
+mean per column, and the data's segment-policy report goes to the console, the parent run and the results.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from talbench.benchmark import predictions as files
 from talbench.benchmark.rows import column_metrics, load_tuned, row_config, select_rows, tuned_study
 from talbench.benchmark.schema import Benchmark, Row, load_benchmark
-from talbench.config import config_hash, load_params, train_hash
+from talbench.config import SCRATCH_DIR, TEST_TIME_KEY, config_hash, load_params, train_hash
 from talbench.data import DatasetCache
 from talbench.errors import ConfigError
 from talbench.io import atomic_dir, atomic_write_json
@@ -95,17 +103,19 @@ def input_keys(plan: PlannedRow, dataset) -> dict[str, str]:
     return keys
 
 
-_WORKER_DATA = DatasetCache()
+_WORKER_DATA = DatasetCache()  # a worker process's datasets (each pool starts fresh processes)
 
 
-def train_seed(cfgs: list[dict[str, Any]], seed: int) -> list[Trained]:
-    """Train and evaluate the rows ``cfgs`` of one seed, in order (a worker process, or the caller)."""
+def train_seed(cfgs: list[dict[str, Any]], seed: int, datasets: DatasetCache | None = None) -> list[Trained]:
+    """Train and evaluate the rows ``cfgs`` of one seed, in order: in a worker process, or in the caller with
+    the caller's ``datasets`` (never a cache from an earlier table, whose files may have changed since)."""
     from talbench.runners.families import run_row
 
+    datasets = datasets or _WORKER_DATA
     done = []
     for cfg in cfgs:
         start_ms, started = int(time.time() * 1000), time.perf_counter()
-        outcome = run_row(cfg, seed, _WORKER_DATA(cfg))
+        outcome = run_row(cfg, seed, datasets(cfg))
         done.append(Trained(outcome, start_ms, int(time.time() * 1000), time.perf_counter() - started))
     return done
 
@@ -114,6 +124,23 @@ def pipeline_setting(params: dict[str, Any], profile_name: str, key: str, defaul
     """``pipeline.<key>``, as the profile may override it."""
     profile = (params.get("profiles", {}).get(profile_name) or {}).get("pipeline") or {}
     return profile.get(key, params.get("pipeline", {}).get(key, default))
+
+
+def results_folder(requested: Path | None, params: dict[str, Any], bench: Benchmark, planned: list[PlannedRow],
+                   seed_list: list[int], pipeline_seeds: list[int], tuned: bool) -> Path:
+    """Where ``<table>.json`` goes: ``requested`` if given; ``results/`` for the pipeline's own run of the table
+    (every reproducible row, params.yaml's profile and data source, the pipeline's seeds, no tuned weights);
+    else ``scratch/results/``, so that an ad-hoc run never replaces the pipeline's numbers."""
+    if requested is not None:
+        return Path(requested)
+    data = planned[0].cfg["data"]
+    pipeline_run = (
+        [p.row.name for p in planned] == [row.name for row in bench.reproduced_rows]
+        and (data["profile"], data["source"]) == (params["data"]["profile"], params["data"]["source"])
+        and seed_list == pipeline_seeds
+        and not tuned
+    )
+    return Path("results") if pipeline_run else SCRATCH_DIR / "results"
 
 
 def run_table(
@@ -129,21 +156,29 @@ def run_table(
     console: Console | None = None,
     params_path: Path = Path("params.yaml"),
     benchmarks_dir: Path = Path("benchmarks"),
-    results_dir: Path = Path("results"),
+    results_dir: Path | None = None,
     tuned_dir: Path = Path("tuned"),
 ) -> dict[str, Any] | None:
     """Run ``table``'s reproducible rows for ``seeds`` seeds from ``first_seed`` on ``workers`` processes, log
-    them to MLflow and write ``results/<table>.json`` and ``predictions/<table>/`` (next to the results folder);
-    returns the results (``None`` for a pending table: nothing is written)."""
+    them to MLflow and write ``<table>.json`` to ``results_dir`` (default: :func:`results_folder`) and every
+    run's predictions to ``predictions/<table>/`` next to it; returns the results (``None`` for a pending
+    table: nothing is run or written)."""
     from talbench.tracking import store
-    from talbench.tracking.runs import log_metrics, log_outcome_artifacts, log_params, tracked_run
+    from talbench.tracking.runs import (
+        log_metrics,
+        log_outcome_artifacts,
+        log_params,
+        log_row_means,
+        tracked_run,
+    )
 
     console = console or Console()
     params = load_params(params_path)
     bench = load_benchmark(table, benchmarks_dir)
     where = f"{Path(benchmarks_dir) / table}.yaml"
     if bench.status != "active":
-        console.print(f"[yellow]{table} is pending[/]: {bench.pending_reason}; no results written")
+        console.print(Text(f"{table} is pending: {bench.pending_reason}; nothing run, no results written"),
+                      soft_wrap=True)
         return None
     study = tuned_study(params, bench.paper, table) if tuned else None
     tuned_overrides = load_tuned(study, tuned_dir) if study else None
@@ -157,10 +192,17 @@ def run_table(
         raise ConfigError(f"--seeds and --workers must be >= 1 and --first-seed >= 0 "
                           f"(got {n_seeds}, {n_workers}, {first})")
     seed_list = list(range(first, first + n_seeds))
+    pipeline_seeds = int(pipeline_setting(params, profile_name, "seeds", 1))
+    pipeline_first = int(pipeline_setting(params, profile_name, "first_seed", 0))
+    results_dir = results_folder(results_dir, params, bench, planned, seed_list,
+                                 list(range(pipeline_first, pipeline_first + pipeline_seeds)), tuned)
 
     datasets = DatasetCache()
     dataset = datasets(planned[0].cfg)  # fails early and clearly when real features are absent
     checksum = dataset.checksum()
+    segments = dataset.report
+    if len(segments.problems) or segments.blocked_videos:
+        console.print(Text(segments.summary()), soft_wrap=True)
     source = planned[0].cfg["data"]["source"]
     features = bench.features if source != "synthetic" else SYNTHETIC_FEATURES
     eval_split = planned[0].cfg["run"]["eval_split"]
@@ -171,6 +213,9 @@ def run_table(
     client = store.client(uri)
     experiment = pipeline_setting(params, profile_name, "tracking_experiment", "talbench")
     experiment_id = store.ensure_experiment(client, experiment)
+    orphans = store.mark_orphans_killed(client, experiment_id)
+    if orphans:
+        console.print(f"marked KILLED {len(orphans)} RUNNING run(s) of this machine whose process is gone")
     common_tags = {
         "paper": bench.paper,
         "table": table,
@@ -192,7 +237,8 @@ def run_table(
     predictions_folder = Path(results_dir).parent / files.PREDICTIONS_DIR / table
     with tracked_run(client, experiment_id, name=f"{table} ({profile_name}, {len(seed_list)} seeds)",
                      tags={**common_tags, "kind": "table"}) as parent_id, \
-            atomic_dir(predictions_folder) as folder, task_progress(console) as progress:
+            atomic_dir(predictions_folder, previous_output=files.is_predictions_folder, owned=files.owned,
+                       what="predictions") as folder, task_progress(console) as progress:
         task = progress.add_task(table, total=len(planned) * len(seed_list))
         gt = dataset.instances(eval_split)
         files.write_ground_truth(folder, gt, dataset.video_ids(eval_split))
@@ -204,15 +250,16 @@ def run_table(
                     "mlflow.parentRunId": parent_id, "reused": "false" if previous is None else "true",
                     **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {})}
             timing = {"start_time": trained.start_ms, "end_time": trained.end_ms} if trained else {}
-            with tracked_run(client, experiment_id, name=f"{plan.row.name} | seed {seed}", tags=tags,
+            with tracked_run(client, experiment_id, name=f"s{seed} {plan.row.name}", tags=tags,
                              **timing) as child_id:
-                log_params(client, child_id, plan.cfg)
+                own = {s: plan.cfg[s] for s in (*plan.family.sections, TEST_TIME_KEY)}
+                log_params(client, child_id, {"row": plan.row.name, **own})
                 if previous is not None:
                     metrics = dict(previous.data.metrics)
                     client.set_tag(child_id, "reused_from", previous.info.run_id)
                     log_metrics(client, child_id, metrics)
                     outcome_predictions, video_stats = reused_predictions(client, previous.info.run_id, streams)
-                    progress.console.print(f"  reused run {previous.info.run_id} for {plan.row.name} seed {seed}")
+                    progress.console.print(Text(f"  reused run {previous.info.run_id} for {plan.row.name} seed {seed}"))
                 else:
                     outcome = trained.outcome
                     metrics = dict(outcome.metrics)
@@ -243,7 +290,7 @@ def run_table(
                     record(plan, seed, None, previous)
                 else:
                     pending.setdefault(seed, []).append(plan)
-        for seed, plans, trained in _train(pending, n_workers, progress, task, table):
+        for seed, plans, trained in _train(pending, n_workers, datasets, progress, task, table):
             for plan, done in zip(plans, trained, strict=True):
                 record(plan, seed, done, None)
         client.log_metric(parent_id, "time/table_s", time.perf_counter() - started)
@@ -259,7 +306,8 @@ def run_table(
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "git_commit": commit or "unknown",  # "unknown" outside a git checkout
             "git_dirty": dirty if dirty is not None else True,  # outside git: not a committed state
-            "data": {"source": source, "profile": profile_name, "features": features, "checksum": checksum},
+            "data": {"source": source, "profile": profile_name, "features": features, "checksum": checksum,
+                     "segment_policy": segments.to_dict()},
             "eval": {"split": eval_split, "tiou_thresholds": planned[0].cfg["eval"]["tiou_thresholds"],
                      "predictions": (files.PREDICTIONS_DIR / table).as_posix()},
             "tracking_uri": store.display_uri(uri),
@@ -269,23 +317,29 @@ def run_table(
             "tuned": study,
             "rows": result_rows,
         }
+        log_row_means(client, parent_id, result_rows)
+        log_metrics(client, parent_id, {f"data/segments_{k}": getattr(segments, k) for k in ("clipped", "dropped")})
+        client.log_dict(parent_id, segments.to_dict(), "data/segment_policy.json")
         client.log_dict(parent_id, results, f"results/{table}.json")
     atomic_write_json(Path(results_dir) / f"{table}.json", results)
     console.print(
         f"[green]{table}[/]: {len(result_rows)} rows x {len(seed_list)} seeds -> "
-        f"{Path(results_dir) / f'{table}.json'} (parent run {parent_id})"
+        f"{escape(str(Path(results_dir) / f'{table}.json'))} (parent run {parent_id})"
     )
+    if results_dir == SCRATCH_DIR / "results":
+        console.print(Text("  an ad-hoc run: results/ (the pipeline's numbers) is untouched; --results-dir "
+                           "results to replace them"), soft_wrap=True)
     return results
 
 
-def _train(pending: dict[int, list[PlannedRow]], workers: int, progress, task, table: str):
+def _train(pending: dict[int, list[PlannedRow]], workers: int, datasets: DatasetCache, progress, task, table: str):
     """Yield ``(seed, plans, trained runs)`` as each seed finishes; seeds spread over ``workers`` processes
-    (the caller's process when one worker is asked for or one seed is left)."""
+    (the caller's process, with its ``datasets``, when one worker is asked for or one seed is left)."""
     jobs = [(seed, plans) for seed, plans in pending.items() if plans]
     if workers == 1 or len(jobs) <= 1:
         for seed, plans in jobs:
             progress.update(task, description=f"{table}: seed {seed}")
-            yield seed, plans, train_seed([p.cfg for p in plans], seed)
+            yield seed, plans, train_seed([p.cfg for p in plans], seed, datasets)
         return
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch or MLflow state
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:

@@ -18,10 +18,10 @@ from typing import Any
 
 from rich.progress import Progress
 
-from talbench.data.annotations import THUMOS14_CLASSES, load_thumos14_annotations, read_json
+from talbench.data.annotations import THUMOS14_CLASSES, load_thumos14_annotations
 from talbench.data.dataset import FeatureDataset, FeatureLayout
 from talbench.errors import DataError
-from talbench.io import atomic_dir
+from talbench.io import atomic_dir, read_json
 
 __all__ = ["DatasetCache", "FeatureDataset", "data_checksum", "install_thumos14_archive", "open_dataset"]
 
@@ -109,7 +109,7 @@ def synthetic_taxonomy(root: Path) -> list[str] | None:
 
 
 def data_checksum(cfg: dict[str, Any]) -> str:
-    """Cheap, stable fingerprint of the configured dataset (annotation bytes, feature names and sizes)."""
+    """Stable fingerprint of the configured dataset's contents (:meth:`FeatureDataset.checksum`)."""
     return open_dataset(cfg).checksum()
 
 
@@ -147,7 +147,8 @@ def install_thumos14_archive(
     archive: str | Path, root: str | Path, md5: str | None, progress: bool = True
 ) -> Path:
     """Verify ``thumos.tar.gz`` (ActionFormer release) against ``md5`` and unpack it into ``root`` in the
-    ActionFormer layout (``annotations/thumos14.json``, ``i3d_features/*.npy``), atomically."""
+    ActionFormer layout (``annotations/thumos14.json``, ``i3d_features/*.npy``), atomically. ``root`` must be
+    new, empty or an earlier installation: a folder of the user's is refused, nothing in it removed."""
     archive, root = Path(archive), Path(root)
     if not archive.is_file():
         raise DataError.at(archive, f"archive not found; {FETCH_HINT}", field="data.thumos14_archive")
@@ -166,7 +167,9 @@ def install_thumos14_archive(
             raise DataError.at(archive, f"no {THUMOS14_ANNOTATION_FILE.as_posix()} inside", field="members")
         prefix = anchors[0][: -len(THUMOS14_ANNOTATION_FILE.as_posix())]
         chosen = [m for m in members if m.name.startswith(prefix) and m.name != prefix.rstrip("/")]
-        with atomic_dir(root) as tmp, Progress(disable=not progress, transient=True) as bar:
+        output = atomic_dir(root, previous_output=lambda p: (p / THUMOS14_ANNOTATION_FILE).is_file(),
+                            what="the THUMOS14 features")
+        with output as tmp, Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"unpacking {archive.name}", total=len(chosen))
             for member in chosen:
                 member.name = member.name[len(prefix) :]

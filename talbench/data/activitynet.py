@@ -15,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from talbench.data.annotations import INSTANCE_COLUMNS, Annotations, check_taxonomy, read_json
+from talbench.data.annotations import INSTANCE_COLUMNS, Annotations, check_taxonomy
 from talbench.data.dataset import FeatureDataset, FeatureLayout
 from talbench.errors import DataError
+from talbench.io import read_json
 
 ACTIVITYNET_SUBSETS: dict[str, str] = {"training": "train", "validation": "test"}
 ANNOTATION_FILE, VIDEO_INFO_FILE, CLASS_FILE = (
@@ -44,7 +45,7 @@ def load_activitynet_annotations(annotation_dir: str | Path) -> Annotations:
     classes = _read_csv(folder / CLASS_FILE, ["action"])["action"].astype(str).tolist()
     info = _read_csv(folder / VIDEO_INFO_FILE, ["video", "subset"])
     subset_of = dict(zip(info["video"].astype(str), info["subset"].astype(str), strict=True))
-    database = read_json(folder / ANNOTATION_FILE)
+    database = read_json(folder / ANNOTATION_FILE, "annotation file")
     path = folder / ANNOTATION_FILE
     video_rows, rows = [], []
     for video_id, entry in database.items():

@@ -11,7 +11,6 @@ TAL paper since the challenge itself). All tables are pandas DataFrames; times a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from talbench.errors import ConfigError, DataError
+from talbench.io import read_json
 
 # The 20 THUMOS14 detection classes in ActionFormer's label_id order (label id = position).
 THUMOS14_CLASSES: list[str] = [
@@ -86,16 +86,6 @@ class ValidationReport:
         }
 
 
-def read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError as err:
-        raise DataError.at(path, "annotation file not found") from err
-    except json.JSONDecodeError as err:
-        raise DataError.at(path, f"not valid JSON: {err}") from err
-
-
 def _number(file: Path, video: str, name: str, value) -> float:
     try:
         number = float(value)
@@ -104,6 +94,20 @@ def _number(file: Path, video: str, name: str, value) -> float:
     if not np.isfinite(number):
         raise DataError.at(file, f"not finite: {value!r}", video=video, field=name)
     return number
+
+
+def _label_id(file: Path, video: str, index: int, value) -> int | None:
+    """An annotation's optional ``label_id``: an integer (``3``, ``3.0`` or ``"3"``), else a DataError."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number.is_integer():
+        raise DataError.at(file, f"expected an integer class id, got {value!r}", video=video,
+                           field=f"annotations[{index}].label_id")
+    return int(number)
 
 
 def load_thumos14_annotations(
@@ -116,7 +120,7 @@ def load_thumos14_annotations(
     ``subsets`` maps subset names (case-insensitive, as ActionFormer) to splits; other subsets are skipped.
     """
     path = Path(path)
-    root = read_json(path)
+    root = read_json(path, "annotation file")
     database = root.get("database") if isinstance(root, dict) else None
     if not isinstance(database, dict):
         raise DataError.at(path, "top level must be an object with a 'database' object", field="database")
@@ -138,7 +142,12 @@ def load_thumos14_annotations(
                 path, "must be positive", video=video_id, field="duration" if duration <= 0 else "fps"
             )
         video_rows.append((video_id, info["subset"], split, duration, fps))
-        for k, ann in enumerate(info.get("annotations") or []):
+        annotations = info.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise DataError.at(path, f"expected a list, got {annotations!r}", video=video_id, field="annotations")
+        for k, ann in enumerate(annotations):
+            if not isinstance(ann, dict):
+                raise DataError.at(path, f"expected an object, got {ann!r}", video=video_id, field=f"annotations[{k}]")
             for key in ("label", "segment"):
                 if key not in ann:
                     raise DataError.at(path, "missing", video=video_id, field=f"annotations[{k}].{key}")
@@ -152,10 +161,8 @@ def load_thumos14_annotations(
                 )
             start = _number(path, video_id, f"annotations[{k}].segment[0]", segment[0])
             end = _number(path, video_id, f"annotations[{k}].segment[1]", segment[1])
-            label_id = ann.get("label_id")
-            rows.append(
-                (video_id, str(ann["label"]), None if label_id is None else int(label_id), start, end, k)
-            )
+            label_id = _label_id(path, video_id, k, ann.get("label_id"))
+            rows.append((video_id, str(ann["label"]), label_id, start, end, k))
 
     videos = pd.DataFrame(video_rows, columns=["video_id", "subset", "split", "duration", "fps"]).set_index(
         "video_id"

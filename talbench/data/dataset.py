@@ -4,14 +4,23 @@ Features are ``<feature_dir>/<video_id>.npy``, float32 ``T x C``. For THUMOS14 I
 (RGB then Flow), 16-frame clips taken every 4 frames at the video's fps, so the centre of cell ``i`` is
 ``(i * 4 + 8) / fps`` seconds (ActionFormer: ``feat_stride * i + 0.5 * num_frames``, divided by fps).
 
-Validation is lazy but complete: a video's array is checked (shape, dimension, NaN/Inf, length) the
-first time it is loaded, and :meth:`FeatureDataset.validate_all` checks every file at once. Missing
-feature files are found when the dataset opens, all listed in one error.
+Validation is complete, and as early as it can be: when the dataset opens, missing feature files (counted in
+one error line, listed in full in ``scratch/missing_files.txt``, a block list ready for
+``data.missing_files``), every file's ``.npy`` header (a NumPy file, shape, dimension, dtype, length) and the
+splits (training and test videos, training instances) are checked, so ``talbench run`` fails before it
+creates any run; NaN/Inf need the data and are checked the first time a video is loaded
+(:meth:`FeatureDataset.validate_all` loads every file at once).
+
+:meth:`FeatureDataset.checksum` fingerprints the *contents* of the files it reads, so features changed in
+place (same names, same shapes) are new data: no run or checkpoint of the old ones is reused. A file's hash
+is cached by path, size, modification and change time (``<cache dir>/feature_hashes.json``), so a rerun
+does not reread gigabytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +30,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import track
 
+from talbench.config import SCRATCH_DIR, cache_dir
 from talbench.data.annotations import (
     SPLITS,
     Annotations,
@@ -29,6 +39,11 @@ from talbench.data.annotations import (
     holdout_split,
 )
 from talbench.errors import DataError
+from talbench.io import atomic_write_json, atomic_write_text
+
+NPY_MAGIC = b"\x93NUMPY"
+MISSING_SHOWN = 5  # missing feature files named in the error line (all of them go to the list file)
+HASH_CACHE = "feature_hashes.json"
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,10 @@ class FeatureDataset:
         self._splits["train_fit"], self._splits["holdout"] = holdout_split(
             self._splits["train"], holdout_fraction, holdout_seed
         )
+        self._check_not_empty()
         self._check_files_exist()
+        self._check_headers()
+        self._checksum: str | None = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = int(cache_mb * 2**20)
@@ -164,12 +182,17 @@ class FeatureDataset:
 
     # ------------------------------------------------------------------ fingerprint
     def checksum(self) -> str:
-        """Cheap, stable fingerprint: annotation file bytes, feature file names and sizes, blocked ids."""
-        digest = hashlib.sha1(self.annotations.file.read_bytes())
-        for entry in sorted(self.layout.feature_dir.glob("*.npy")):
-            digest.update(f"{entry.name}:{entry.stat().st_size}\n".encode())
-        digest.update(",".join(self._blocked).encode())
-        return digest.hexdigest()[:12]
+        """Stable fingerprint of what the dataset reads: the annotation file's bytes, the contents of every
+        usable video's feature file and the blocked ids (computed once per dataset; file hashes cached)."""
+        if self._checksum is None:
+            videos = sorted(self._splits["train"] + self._splits["test"])
+            hashes = file_hashes([self.feature_path(v) for v in videos])
+            digest = hashlib.sha1(self.annotations.file.read_bytes())
+            for video in videos:
+                digest.update(f"{video}:{hashes[self.feature_path(video)]}\n".encode())
+            digest.update(",".join(self._blocked).encode())
+            self._checksum = digest.hexdigest()[:12]
+        return self._checksum
 
     # ------------------------------------------------------------------ internals
     def _video_row(self, video_id: str) -> pd.Series:
@@ -189,6 +212,21 @@ class FeatureDataset:
             )
         return self.layout.streams[stream]
 
+    def _check_not_empty(self) -> None:
+        """Usable training videos with annotations, and test videos, must exist: without them every runner
+        fails later, deep inside, after its MLflow runs were created. (Blocked test videos still count: their
+        annotations stay in the evaluation ground truth.)"""
+        file = self.annotations.file
+        if not self._splits["train"]:
+            raise DataError.at(file, "no training video (subset Validation / training; blocked videos excluded): "
+                               "nothing to train on", field="database")
+        if not (self._videos["split"] == "test").any():
+            raise DataError.at(file, "no test video (subset Test / validation): nothing to evaluate on",
+                               field="database")
+        if not self._instances["video_id"].isin(self._splits["train"]).any():
+            raise DataError.at(file, f"none of the {len(self._splits['train'])} training videos has an "
+                               "annotation (after the segment policy): nothing to train on", field="annotations")
+
     def _check_files_exist(self) -> None:
         folder = self.layout.feature_dir
         if not folder.is_dir():
@@ -197,11 +235,15 @@ class FeatureDataset:
         wanted = self._splits["train"] + self._splits["test"]
         missing = [v for v in wanted if f"{v}.npy" not in present]
         if missing:
+            listing = SCRATCH_DIR / "missing_files.txt"
+            atomic_write_text(listing, "".join(f"{v}.npy\n" for v in missing))
+            shown = ", ".join(v + ".npy" for v in missing[:MISSING_SHOWN])
+            more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
             raise DataError.at(
                 folder,
-                f"{len(missing)} of {len(wanted)} feature files are missing: "
-                f"{', '.join(v + '.npy' for v in missing)} (list them in data.missing_files to "
-                "skip them, as OpenTAD's missing_files.txt)",
+                f"{len(missing)} of {len(wanted)} feature files are missing: {shown}{more}; all listed in "
+                f"{listing}: to skip them, set data.missing_files: {listing.resolve()} (OpenTAD's "
+                "missing_files.txt)",
                 field="features",
             )
 
@@ -218,22 +260,16 @@ class FeatureDataset:
             self._cache_bytes -= evicted.nbytes
         return array
 
-    def _read(self, video_id: str) -> np.ndarray:
-        """Read and validate one feature file."""
-        self._video_row(video_id)
-        if video_id in self._blocked:
-            raise DataError.at(
-                self.feature_path(video_id), "video is blocked (data.missing_files)", video=video_id
-            )
-        path = self.feature_path(video_id)
-        try:
-            array = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError.at(path, "feature file not found", video=video_id, field="features") from None
-        except ValueError as err:
-            raise DataError.at(
-                path, f"not a readable .npy array: {err}", video=video_id, field="features"
-            ) from None
+    def _check_headers(self) -> None:
+        """Every feature file's ``.npy`` header (its first bytes; the data is memory-mapped, not read): an empty,
+        foreign or object file, a wrong shape or dtype or too few snippets is an error when the dataset
+        opens, before any run is created. NaN/Inf need the data: they are checked on a video's first load."""
+        for video_id in self._splits["train"] + self._splits["test"]:
+            path = self.feature_path(video_id)
+            self._check_array(path, video_id, read_npy(path, video_id, mmap=True))
+
+    def _check_array(self, path: Path, video_id: str, array: np.ndarray) -> None:
+        """Shape ``(T, width)``, floating point and at least ``data.min_snippets`` cells."""
         if array.ndim != 2 or array.shape[1] != self.layout.width:
             raise DataError.at(
                 path,
@@ -245,6 +281,24 @@ class FeatureDataset:
             raise DataError.at(
                 path, f"expected floating point features, got {array.dtype}", video=video_id, field="dtype"
             )
+        if array.shape[0] < self.min_snippets:
+            raise DataError.at(
+                path,
+                f"{array.shape[0]} snippets, fewer than data.min_snippets = {self.min_snippets}",
+                video=video_id,
+                field="num_snippets",
+            )
+
+    def _read(self, video_id: str) -> np.ndarray:
+        """Read and validate one feature file."""
+        self._video_row(video_id)
+        if video_id in self._blocked:
+            raise DataError.at(
+                self.feature_path(video_id), "video is blocked (data.missing_files)", video=video_id
+            )
+        path = self.feature_path(video_id)
+        array = read_npy(path, video_id)
+        self._check_array(path, video_id, array)
         array = np.ascontiguousarray(array, dtype=np.float32)
         finite = np.isfinite(array)
         if not finite.all():
@@ -256,11 +310,61 @@ class FeatureDataset:
                 video=video_id,
                 field="features",
             )
-        if array.shape[0] < self.min_snippets:
-            raise DataError.at(
-                path,
-                f"{array.shape[0]} snippets, fewer than data.min_snippets = {self.min_snippets}",
-                video=video_id,
-                field="num_snippets",
-            )
         return array
+
+
+def read_npy(path: Path, video_id: str, mmap: bool = False) -> np.ndarray:
+    """The array in a ``.npy`` file (memory-mapped with ``mmap``: only the header is read); a DataError naming
+    the file and video when it is missing, empty, not a NumPy file, holds Python objects or is truncated
+    (never numpy's advice to load it with pickle)."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+    except FileNotFoundError:
+        raise DataError.at(path, "feature file not found", video=video_id, field="features") from None
+    except OSError as err:
+        raise DataError.at(path, f"cannot read the file: {err.strerror}", video=video_id, field="features") from None
+    if magic != NPY_MAGIC:
+        what = "empty file (0 bytes)" if not magic else "not a NumPy .npy file (no .npy header)"
+        raise DataError.at(path, what, video=video_id, field="features")
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except ValueError as err:
+        problem = ("holds Python objects, not numbers" if "pickle" in str(err) or "Python objects" in str(err)
+                   else f"unreadable or truncated .npy array ({err})")
+        raise DataError.at(path, problem, video=video_id, field="features") from None
+    except (EOFError, OSError) as err:
+        raise DataError.at(path, f"truncated .npy file ({err})", video=video_id, field="features") from None
+
+
+def file_hashes(paths: list[Path]) -> dict[Path, str]:
+    """sha1 of each file's contents, streamed; cached in ``<cache dir>/feature_hashes.json`` by absolute path,
+    size, modification and change time (a file rewritten in place changes its change time), so a rerun
+    rereads only new or changed files."""
+    cache_file = cache_dir() / HASH_CACHE
+    try:
+        cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        cache = {}
+    out, changed = {}, False
+    for path in paths:
+        stat = path.stat()
+        key = str(path.resolve())
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+        entry = cache.get(key)
+        if entry is None or entry[:3] != stamp:
+            entry = cache[key] = [*stamp, file_sha1(path)]
+            changed = True
+        out[path] = entry[3]
+    if changed:
+        atomic_write_json(cache_file, cache)
+    return out
+
+
+def file_sha1(path: Path) -> str:
+    """sha1 of a file's contents, read in 1 MiB chunks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -41,9 +41,19 @@ def proposals_dir(cfg: Mapping[str, Any], root: str | Path = ".") -> Path:
     return Path(root) / "proposals" / f"{data['source']}-{data['profile']}"
 
 
+def _is_csv(name: str) -> bool:
+    return name.endswith(".csv")
+
+
+def _only_csv(folder: Path) -> bool:
+    """Whether ``folder`` holds proposal CSVs only (an earlier output of :func:`write_proposals`)."""
+    return all(_is_csv(entry.name) for entry in folder.iterdir())
+
+
 def write_proposals(directory: str | Path, proposals: pd.DataFrame, video_ids: Iterable[str]) -> None:
     """Write one BSN-format CSV per video of ``video_ids`` (an empty one where a video has no proposal),
-    atomically: ``directory`` is replaced only once every file is written.
+    atomically: ``directory`` is replaced only once every file is written (a folder holding anything else
+    than proposal CSVs is refused, never emptied).
 
     ``proposals``: ``video_id, start, end, score`` in seconds, optionally the component scores.
     """
@@ -55,7 +65,7 @@ def write_proposals(directory: str | Path, proposals: pd.DataFrame, video_ids: I
         if column not in table.columns:
             table[column] = np.nan
     groups = dict(tuple(table.groupby("video_id", sort=False)))
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory, owned=_is_csv, previous_output=_only_csv, what="proposal files") as tmp:
         for video_id in video_ids:
             rows = groups.get(video_id, table.iloc[0:0])
             rows = rows.sort_values("score", ascending=False, kind="stable")

@@ -2,12 +2,20 @@
 
 Per class and tIoU threshold (ActivityNet ``compute_average_precision_detection``):
 
-1. predictions of the class are ranked with ``scores.argsort()[::-1]`` on the rows in their given order
-   (the official tie order; ``tie_break="stable"`` ranks ties in row order instead);
+1. predictions of the class are ranked by descending score;
 2. each prediction, in rank order, takes the unmatched ground truth (GT) of its video and label with the
    highest tIoU, provided that tIoU >= threshold (true positive); otherwise it is a false positive;
 3. AP is the VOC2011 all-point interpolated AP: ``AP = sum_k (r_k - r_{k-1}) * max_{k' >= k} p_{k'}``;
 4. mAP averages AP over the classes present in the GT, the average mAP over the thresholds.
+
+**Ties.** The official code orders equal scores (step 1) and equal tIoUs (step 2) with numpy's default
+``argsort()[::-1]``, whose order among equal values depends on the sort's SIMD path, i.e. on the CPU (AVX-512,
+AVX2 or none): the same file gets different mAPs on different machines. ``tie_break="canonical"`` (the
+default) is the same everywhere: both sorts are ``argsort(kind="stable")[::-1]``, so among equal scores the
+prediction listed later in the file ranks first, and among GTs with equal tIoU the one listed later in the GT
+wins (the official code's own expression with a stable sort). ``tie_break="official"`` reproduces the
+official code on the machine at hand (its numpy, its CPU); ``"reverse"`` breaks both kinds of ties the other
+way. :func:`tie_sensitivity` reports the spread (docs/evaluation.md: measured on real files).
 
 The greedy matching of step 2 is a serial dictatorship in which every GT prefers the better-ranked
 prediction. With such common preferences the stable matching is unique, so it equals the outcome of
@@ -22,9 +30,7 @@ Decisions where the official code is silent or errs (documented in docs/evaluati
   0/0 = NaN there and counts a true positive at every threshold;
 * predictions whose label does not occur in the GT raise ``KeyError`` in the official code; here they are
   ignored (they cannot enter the AP of any GT class), counted in ``DetectionResult.ignored_predictions``
-  and reported with a ``UserWarning``;
-* among GTs with exactly equal tIoU to one prediction the one listed later in the GT wins (what numpy's
-  stable small-array ``argsort()[::-1]`` yields in the official code; its SIMD sorts may differ).
+  and reported with a ``UserWarning``.
 """
 
 from __future__ import annotations
@@ -36,12 +42,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from talbench.errors import DataError
-from talbench.eval.tiou import candidate_pairs
+from talbench.errors import ConfigError, DataError
+from talbench.eval.tiou import candidate_pairs, segment_tiou
 
 GT_COLUMNS = ("video_id", "label", "start", "end")
 PRED_COLUMNS = ("video_id", "label", "start", "end", "score")
-TIE_BREAKS = ("official", "stable")
+TIE_BREAKS = ("canonical", "official", "reverse")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class DetectionResult:
     n_gt: int = 0
     n_pred: int = 0
     ignored_predictions: dict = field(default_factory=dict)
+    tie_break: str = "canonical"
 
     def to_json(self) -> dict:
         return {
@@ -62,6 +69,7 @@ class DetectionResult:
             "map": [float(m) for m in self.map],
             "average_map": float(self.average_map),
             "per_class_ap": {str(label): [float(v) for v in row] for label, row in self.per_class_ap.iterrows()},
+            "tie_break": self.tie_break,
         }
 
     def map_at(self, threshold: float) -> float:
@@ -74,32 +82,40 @@ class DetectionResult:
 
 @dataclass(frozen=True)
 class TieSensitivity:
-    """How much mAP moves when ties among equal scores are ranked in row order instead of the official order."""
+    """mAP of one prediction file under the three tie orders: how much of a number is the tie order's."""
 
-    official: DetectionResult
-    stable: DetectionResult
-    n_tied_predictions: int
-
-    @property
-    def delta_map(self) -> np.ndarray:
-        """``stable - official`` mAP per threshold (percentage points)."""
-        return self.stable.map - self.official.map
+    canonical: DetectionResult
+    official: DetectionResult  # numpy's argsort()[::-1] on this machine
+    reverse: DetectionResult
+    n_tied_predictions: int  # predictions sharing their (label, score) with another
 
     @property
-    def delta_average_map(self) -> float:
-        return float(self.stable.average_map - self.official.average_map)
+    def results(self) -> tuple[DetectionResult, DetectionResult, DetectionResult]:
+        return self.canonical, self.official, self.reverse
 
     @property
-    def max_abs_delta(self) -> float:
-        return float(np.max(np.abs(self.delta_map))) if self.delta_map.size else 0.0
+    def spread(self) -> np.ndarray:
+        """Per threshold, the largest minus the smallest mAP over the three orders (percentage points)."""
+        maps = np.stack([r.map for r in self.results])
+        return maps.max(axis=0) - maps.min(axis=0)
+
+    @property
+    def spread_average_map(self) -> float:
+        averages = [r.average_map for r in self.results]
+        return float(max(averages) - min(averages))
+
+    @property
+    def max_spread(self) -> float:
+        return float(self.spread.max()) if self.spread.size else 0.0
 
 
 def check_thresholds(tiou_thresholds: Sequence[float]) -> np.ndarray:
+    """The thresholds as an array; a ConfigError unless there is at least one and each lies in (0, 1]."""
     thresholds = np.asarray(list(tiou_thresholds), dtype=np.float64).reshape(-1)
     if thresholds.size == 0:
-        raise ValueError("at least one tIoU threshold is needed")
+        raise ConfigError("at least one tIoU threshold is needed")
     if not np.all((thresholds > 0) & (thresholds <= 1)):
-        raise ValueError(f"tIoU thresholds must lie in (0, 1], got {thresholds.tolist()}")
+        raise ConfigError(f"tIoU thresholds must lie in (0, 1], got {thresholds.tolist()}")
     return thresholds
 
 
@@ -119,13 +135,20 @@ def validate_frame(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
             )
 
 
-def rank_predictions(scores: np.ndarray, tie_break: str = "official") -> np.ndarray:
-    """Descending-score order: ``argsort()[::-1]`` as the official code, or ties kept in row order."""
+def check_tie_break(tie_break: str) -> str:
+    if tie_break not in TIE_BREAKS:
+        raise ConfigError(f"tie_break must be one of {', '.join(TIE_BREAKS)}, got '{tie_break}'")
+    return tie_break
+
+
+def descending(values: np.ndarray, tie_break: str) -> np.ndarray:
+    """Indices of ``values`` by descending value, ties ordered by ``tie_break`` (see the module docstring):
+    the official ``argsort()[::-1]``, its stable form (later element first) or the reverse of that."""
     if tie_break == "official":
-        return scores.argsort()[::-1]
-    if tie_break == "stable":
-        return np.argsort(-scores, kind="stable")
-    raise ValueError(f"tie_break must be one of {TIE_BREAKS}, got '{tie_break}'")
+        return values.argsort()[::-1]
+    if tie_break == "canonical":
+        return values.argsort(kind="stable")[::-1]
+    return np.argsort(-values, kind="stable")
 
 
 def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
@@ -145,22 +168,20 @@ def shared_video_codes(gt: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarra
 
 def greedy_match(
     pair_pred: np.ndarray, pair_gt: np.ndarray, pair_tiou: np.ndarray, n_pred: int, n_gt: int,
-    thresholds: np.ndarray, gt_tie_rank: np.ndarray | None = None,
+    thresholds: np.ndarray, pair_tie: np.ndarray,
 ) -> np.ndarray:
     """True-positive flags ``(T, n_pred)`` of the official greedy matching, by deferred acceptance.
 
     Predictions are identified by their rank (lower = matched first); a pair may only match at threshold
-    t if its tIoU >= t. Each prediction proposes to its candidates in descending tIoU order; each GT keeps
-    the best-ranked proposer. Rounds are vectorized over every (threshold, prediction) agent.
-    Exact tIoU ties go to the GT with the higher ``gt_tie_rank`` (default: the GT index).
+    t if its tIoU >= t. Each prediction proposes to its candidates in descending tIoU order, exact ties in
+    ascending ``pair_tie``; each GT keeps the best-ranked proposer. Rounds are vectorized over every
+    (threshold, prediction) agent.
     """
     n_thr = len(thresholds)
     tp = np.zeros((n_thr, n_pred), dtype=bool)
     if pair_pred.size == 0:
         return tp
-    # Candidates of each prediction: descending tIoU, exact ties to the later GT (see module docstring).
-    tie = pair_gt if gt_tie_rank is None else gt_tie_rank[pair_gt]
-    order = np.lexsort((-tie, -pair_tiou, pair_pred))
+    order = np.lexsort((pair_tie, -pair_tiou, pair_pred))
     pair_pred, pair_gt, pair_tiou = pair_pred[order], pair_gt[order], pair_tiou[order]
     block_start = np.searchsorted(pair_pred, np.arange(n_pred), side="left")
     valid = pair_tiou[None, :] >= thresholds[:, None]
@@ -190,6 +211,31 @@ def greedy_match(
     return tp
 
 
+def official_gt_ties(pair_pred: np.ndarray, pair_gt: np.ndarray, pair_tiou: np.ndarray, pred_start: np.ndarray,
+                     pred_end: np.ndarray, gt_key: np.ndarray, gt_start: np.ndarray, gt_end: np.ndarray,
+                     pair_tie: np.ndarray) -> np.ndarray:
+    """``pair_tie`` with, for each prediction that has two candidate GTs of exactly equal tIoU, the position of
+    each of its GTs in the official order: ``tiou_arr.argsort()[::-1]`` over the GTs of its video and label
+    in GT order (the array the official loop sorts). Such predictions are few: a loop over them."""
+    pair_tie = pair_tie.copy()
+    by_tiou = np.lexsort((-pair_tiou, pair_pred))  # pairs come by prediction (candidate_pairs), then GT start
+    p, t = pair_pred[by_tiou], pair_tiou[by_tiou]
+    tied = np.unique(p[1:][(p[1:] == p[:-1]) & (t[1:] == t[:-1])])
+    groups = np.lexsort((np.arange(gt_key.size), gt_key))  # GT rows by (video, label), then file order
+    sorted_keys = gt_key[groups]
+    pair_first = np.searchsorted(pair_pred, tied, side="left")
+    pair_last = np.searchsorted(pair_pred, tied, side="right")
+    for pred, first, last in zip(tied, pair_first, pair_last, strict=True):
+        key = gt_key[pair_gt[first]]
+        rows = groups[np.searchsorted(sorted_keys, key, "left"):np.searchsorted(sorted_keys, key, "right")]
+        tiou = segment_tiou(pred_start[pred], pred_end[pred], gt_start[rows], gt_end[rows])
+        position = np.empty(rows.size, dtype=np.int64)
+        position[tiou.argsort()[::-1]] = np.arange(rows.size)
+        position_of_row = dict(zip(rows.tolist(), position.tolist(), strict=True))
+        pair_tie[first:last] = [position_of_row[row] for row in pair_gt[first:last].tolist()]
+    return pair_tie
+
+
 @dataclass(frozen=True)
 class Matching:
     """The official matching of one prediction table against the ground truth, the part of the evaluation that
@@ -210,12 +256,13 @@ class Matching:
 
 
 def match_detections(
-    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "official",
+    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "canonical",
     videos: Sequence[str] | None = None,
 ) -> Matching:
     """Rank and match ``pred`` against ``gt`` (see the module docstring). ``videos`` (default: those of the GT
     and the predictions) fixes the video numbering, e.g. every evaluation video for a bootstrap."""
     thresholds = check_thresholds(tiou_thresholds)
+    check_tie_break(tie_break)
     validate_frame(gt, GT_COLUMNS, "ground truth")
     validate_frame(pred, PRED_COLUMNS, "predictions")
     if len(gt) == 0:
@@ -245,29 +292,33 @@ def match_detections(
     gt_key_all = gt_video.astype(np.int64) * n_classes + gt_class
     pred_key_all = pred_video.astype(np.int64) * n_classes + pred_class
 
-    # GT grouped by (video, label) and sorted by start; gt_order (the GT row) breaks exact tIoU ties.
+    # GT grouped by (video, label) and sorted by start (candidate search); gt_order maps back to GT rows.
     gt_start_all = gt["start"].to_numpy(dtype=np.float64)
+    gt_end_all = gt["end"].to_numpy(dtype=np.float64)
     gt_order = np.lexsort((np.arange(len(gt)), gt_start_all, gt_key_all))
-    gt_key = gt_key_all[gt_order]
-    gt_start = gt_start_all[gt_order]
-    gt_end = gt["end"].to_numpy(dtype=np.float64)[gt_order]
 
-    # Predictions ranked per class (official order), classes concatenated: rank = position in this order.
+    # Predictions ranked per class, classes concatenated: rank = position in this order.
     scores = pred["score"].to_numpy(dtype=np.float64)
     ranked, class_offsets = [], [0]
     for c in range(n_classes):
         rows = np.flatnonzero(pred_class == c)
-        ranked.append(rows[rank_predictions(scores[rows], tie_break)])
+        ranked.append(rows[descending(scores[rows], tie_break)])
         class_offsets.append(class_offsets[-1] + rows.size)
     ranked = np.concatenate(ranked) if ranked else np.zeros(0, np.int64)
+    ranked_start = pred["start"].to_numpy(dtype=np.float64)[ranked]
+    ranked_end = pred["end"].to_numpy(dtype=np.float64)[ranked]
 
     pair_pred, pair_gt, pair_tiou = candidate_pairs(
-        pred_key_all[ranked],
-        pred["start"].to_numpy(dtype=np.float64)[ranked],
-        pred["end"].to_numpy(dtype=np.float64)[ranked],
-        gt_key, gt_start, gt_end, thresholds.min(),
+        pred_key_all[ranked], ranked_start, ranked_end,
+        gt_key_all[gt_order], gt_start_all[gt_order], gt_end_all[gt_order], thresholds.min(),
     )
-    tp = greedy_match(pair_pred, pair_gt, pair_tiou, ranked.size, len(gt), thresholds, gt_tie_rank=gt_order)
+    pair_gt = gt_order[pair_gt]  # GT rows from here on
+    # equal tIoUs: canonical -> the later GT row first, reverse -> the earlier, official -> numpy's order
+    pair_tie = pair_gt if tie_break == "reverse" else -pair_gt
+    if tie_break == "official":
+        pair_tie = official_gt_ties(pair_pred, pair_gt, pair_tiou, ranked_start, ranked_end, gt_key_all,
+                                    gt_start_all, gt_end_all, pair_tie)
+    tp = greedy_match(pair_pred, pair_gt, pair_tiou, ranked.size, len(gt), thresholds, pair_tie)
     npos = np.zeros((n_classes, len(video_index)), dtype=np.int64)
     np.add.at(npos, (gt_class, gt_video), 1)
     return Matching(thresholds, classes, video_index, np.asarray(class_offsets), tp, pred_video[ranked], npos,
@@ -310,10 +361,11 @@ def average_precision(matching: Matching, video_weights: np.ndarray | None = Non
 
 
 def evaluate_detection(
-    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "official"
+    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "canonical"
 ) -> DetectionResult:
     """Detection mAP of ``pred`` (video_id, label, start, end, score) against ``gt`` (video_id, label,
-    start, end), times in seconds, with the official ActivityNet semantics (see the module docstring)."""
+    start, end), times in seconds, with the official ActivityNet semantics and the ``tie_break`` order of
+    equal scores and equal tIoUs (see the module docstring)."""
     matching = match_detections(gt, pred, tiou_thresholds, tie_break=tie_break)
     ap = average_precision(matching)[0]
     per_class = pd.DataFrame(ap * 100.0, index=pd.Index(matching.classes, name="label"),
@@ -327,17 +379,17 @@ def evaluate_detection(
         n_gt=matching.n_gt,
         n_pred=matching.n_pred,
         ignored_predictions=matching.ignored_predictions,
+        tie_break=tie_break,
     )
 
 
 def tie_sensitivity(gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float]) -> TieSensitivity:
-    """mAP with the official tie order and with ties ranked in row order (stable descending sort).
+    """mAP under the canonical, the official (this machine) and the reverse tie order, and their spread.
 
     ``n_tied_predictions`` counts predictions sharing their (label, score) with another prediction.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        official = evaluate_detection(gt, pred, tiou_thresholds, tie_break="official")
-        stable = evaluate_detection(gt, pred, tiou_thresholds, tie_break="stable")
+        results = {tie: evaluate_detection(gt, pred, tiou_thresholds, tie_break=tie) for tie in TIE_BREAKS}
     tied = int(pred.duplicated(subset=["label", "score"], keep=False).sum())
-    return TieSensitivity(official=official, stable=stable, n_tied_predictions=tied)
+    return TieSensitivity(**results, n_tied_predictions=tied)

@@ -12,7 +12,6 @@ Rows keep the order of the file (the official evaluation's tie order depends on 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from talbench.errors import DataError
-from talbench.io import atomic_write_json
+from talbench.io import atomic_write_json, gc_paused, read_json
 
 GT_COLUMNS = ["video_id", "label", "start", "end"]
 PRED_COLUMNS = ["video_id", "label", "start", "end", "score"]
@@ -36,14 +35,8 @@ UCF101_TO_THUMOS14 = {
 TURN_FPS = 30.0
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: file not found") from err
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from err
+def _read_object(path: Path) -> dict:
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: top level must be a JSON object")
     return data
@@ -75,7 +68,7 @@ def _label(entry: dict, path: Path, video: str, where: str) -> str:
 def load_ground_truth(path: str | Path, subset: str | None = "test") -> pd.DataFrame:
     """GT instances of ``subset`` (case-insensitive; None = all videos) as video_id, label, start, end."""
     path = Path(path)
-    database = _read_json(path).get("database")
+    database = _read_object(path).get("database")
     if not isinstance(database, dict):
         raise DataError(f"{path}: field 'database' must be an object of videos")
     rows: list[tuple[str, str, float, float]] = []
@@ -105,11 +98,52 @@ def load_ground_truth(path: str | Path, subset: str | None = "test") -> pd.DataF
 
 
 def load_predictions(path: str | Path) -> pd.DataFrame:
-    """ActivityNet result JSON -> DataFrame video_id, label, start, end, score (file order)."""
+    """ActivityNet result JSON -> DataFrame video_id, label, start, end, score (file order).
+
+    Well-formed files (string labels, ``[start, end]`` and ``score`` finite numbers) are read column-wise
+    (:func:`_prediction_frame`, about 0.15 s per 100k predictions with the parsing, the garbage collector
+    paused throughout); any other file goes through the entry by entry check, which names the first bad
+    video and field."""
     path = Path(path)
-    results = _read_json(path).get("results")
-    if not isinstance(results, dict):
-        raise DataError(f"{path}: field 'results' must be an object of videos")
+    with gc_paused():
+        results = _read_object(path).get("results")
+        if not isinstance(results, dict):
+            raise DataError(f"{path}: field 'results' must be an object of videos")
+        frame = _prediction_frame(results)
+        return frame if frame is not None else _checked_predictions(path, results)
+
+
+def _prediction_frame(results: dict) -> pd.DataFrame | None:
+    """The predictions of well-formed ``results``, read column-wise, or ``None`` when an entry needs the detailed check
+    (a missing key, a label that is not a string, a segment that is not two numbers, a non-finite value)."""
+    counts, labels, segments, scores = [], [], [], []
+    try:
+        for entries in results.values():
+            if type(entries) is not list:
+                return None
+            counts.append(len(entries))
+            labels += [entry["label"] for entry in entries]
+            segments += [entry["segment"] for entry in entries]
+            scores += [entry["score"] for entry in entries]
+        bounds = np.array(segments, dtype=object).reshape(len(segments), -1) if segments else np.zeros((0, 2))
+    except (KeyError, TypeError, ValueError):
+        return None
+    numbers = {float, int}
+    if bounds.shape[1] != 2 or not set(map(type, labels)) <= {str} or not set(map(type, scores)) <= numbers \
+            or not set(map(type, bounds.ravel())) <= numbers:
+        return None
+    bounds = bounds.astype(np.float64)
+    score = np.asarray(scores, dtype=np.float64)
+    if not (np.isfinite(bounds).all() and np.isfinite(score).all()):
+        return None
+    video_ids = np.repeat(np.asarray(list(results), dtype=object), counts)
+    return pd.DataFrame({"video_id": video_ids, "label": np.asarray(labels, dtype=object), "start": bounds[:, 0],
+                         "end": bounds[:, 1], "score": score})
+
+
+def _checked_predictions(path: Path, results: dict) -> pd.DataFrame:
+    """The predictions of ``results``, entry by entry: the first problem raises a DataError naming the video
+    and the field."""
     rows: list[tuple[str, str, float, float, float]] = []
     for video, entries in results.items():
         if not isinstance(entries, list):

@@ -1,6 +1,6 @@
 """``talbench eval``: evaluate a prediction file against a GT file and print rich tables.
 
-Imports only numpy, pandas and rich (never mlflow, torch or optuna), so the command starts fast.
+Imports only numpy, pandas, orjson and rich (never mlflow, torch or optuna), so the command starts fast.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from talbench.eval.detection import DetectionResult, evaluate_detection
+from talbench.errors import ConfigError
+from talbench.eval.detection import DetectionResult, check_thresholds, check_tie_break, evaluate_detection
 from talbench.eval.io import load_ground_truth, load_predictions
 from talbench.io import atomic_write_json
 
@@ -32,7 +34,7 @@ def per_class_table(result: DetectionResult, title: str = "Per-class AP (%)") ->
     for t in result.tiou:
         table.add_column(f"{t:g}", justify="right")
     for label, row in result.per_class_ap.iterrows():
-        table.add_row(str(label), *[f"{v:.2f}" for v in row])
+        table.add_row(Text(str(label)), *[f"{v:.2f}" for v in row])
     return table
 
 
@@ -42,24 +44,37 @@ def evaluate_files(
     *,
     subset: str = "Test",
     tiou_thresholds: Sequence[float] = (0.3, 0.4, 0.5, 0.6, 0.7),
+    tie_break: str = "canonical",
     json_out: str | Path | None = None,
     console: Console | None = None,
 ) -> DetectionResult:
     """Evaluate ``pred_path`` (ActivityNet result JSON) against the ``subset`` of ``gt_path``
-    (ActivityNet/ActionFormer JSON); print the tables and write ``json_out`` atomically when given."""
+    (ActivityNet/ActionFormer JSON); print the tables and write ``json_out`` atomically when given.
+
+    The thresholds, the tie order and ``json_out`` are checked before any file is read. A prediction file
+    that is empty, or has no prediction on a video of the subset's ground truth, gives a ``UserWarning``:
+    its mAP of 0 says more about the file than about the detector."""
+    thresholds = check_thresholds(tiou_thresholds)
+    check_tie_break(tie_break)
+    if json_out is not None and Path(json_out).is_dir():
+        raise ConfigError(f"{json_out}: is a folder; --json needs a file name (e.g. {Path(json_out) / 'eval.json'})")
     gt = load_ground_truth(gt_path, subset)
     pred = load_predictions(pred_path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        result = evaluate_detection(gt, pred, tiou_thresholds)
+    if len(pred) == 0:
+        warnings.warn(f"{pred_path}: the file holds no prediction; every class has AP 0", UserWarning, stacklevel=2)
+    elif not pred["video_id"].isin(set(gt["video_id"])).any():
+        warnings.warn(
+            f"{pred_path}: none of its {len(pred)} predictions is on a video with ground truth in subset "
+            f"'{subset}' of {gt_path} ({gt['video_id'].nunique()} videos); every class has AP 0 "
+            "(wrong --subset or video ids?)", UserWarning, stacklevel=2)
+    result = evaluate_detection(gt, pred, thresholds, tie_break=tie_break)
     if console is not None:
-        console.print(f"{gt_path}: {len(gt)} GT instances in subset '{subset}'; {pred_path}: {len(pred)} predictions")
-        for warning in caught:
-            console.print(f"[yellow]warning:[/] {warning.message}")
+        console.print(Text(f"{gt_path}: {len(gt)} GT instances in subset '{subset}'; {pred_path}: {len(pred)} "
+                           f"predictions; tie order {tie_break}"))
         console.print(map_table(result))
         console.print(per_class_table(result))
     if json_out is not None:
         atomic_write_json(json_out, result.to_json())
         if console is not None:
-            console.print(f"wrote {json_out}")
+            console.print(Text(f"wrote {json_out}"))
     return result

@@ -1,4 +1,5 @@
-"""The MLflow tracking store: an absolute URI, the experiment and run look-ups used for reuse.
+"""The MLflow tracking store: an absolute URI, the experiment, the run look-ups used for reuse, and the
+clean-up of runs whose process died.
 
 The default store is ``sqlite:///<repo root>/mlflow.db`` with artifacts in ``<repo root>/mlartifacts``, both
 absolute, so that queued ``dvc exp run --queue`` experiments (which run in ``.dvc/tmp/exps/tmpXXX`` and are
@@ -9,6 +10,7 @@ mlflow is imported inside functions: importing this module stays cheap.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_DB = REPO_ROOT / "mlflow.db"
+OWNER_TAG = "talbench.owner"  # "<host>:<pid>:<process start time>" of the process that created a run
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on the runs, not GenAI
 
 
 def tracking_uri() -> str:
@@ -63,20 +67,66 @@ def client(uri: str | None = None) -> MlflowClient:
 
 
 def ensure_experiment(mlflow_client: MlflowClient, name: str) -> str:
-    """Id of experiment ``name``, created with an absolute artifact location if missing."""
+    """Id of experiment ``name``, created with an absolute artifact location if missing, and tagged so that
+    MLflow 3's UI opens it on its runs ("Model training") instead of the GenAI view, which shows no runs."""
     from mlflow.exceptions import MlflowException
 
     existing = mlflow_client.get_experiment_by_name(name)
+    if existing is None:
+        location = artifact_location(mlflow_client.tracking_uri, name)
+        try:
+            experiment_id = mlflow_client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        except MlflowException:  # created meanwhile by a concurrent queued experiment
+            existing = mlflow_client.get_experiment_by_name(name)
+            if existing is None:
+                raise
     if existing is not None:
-        return existing.experiment_id
-    location = artifact_location(mlflow_client.tracking_uri, name)
+        experiment_id = existing.experiment_id
+        for key, value in EXPERIMENT_KIND.items():
+            if existing.tags.get(key) != value:
+                mlflow_client.set_experiment_tag(experiment_id, key, value)
+    return experiment_id
+
+
+def _process_id(pid: int) -> str | None:
+    """``<host>:<pid>:<start time>`` of a running process, ``None`` if there is none with that id (a process id
+    alone is reused by the system; with its start time it names one process)."""
+    import psutil
+
     try:
-        return mlflow_client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # created meanwhile by a concurrent queued experiment
-        existing = mlflow_client.get_experiment_by_name(name)
-        if existing is None:
-            raise
-        return existing.experiment_id
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return f"{socket.gethostname()}:{pid}:{process.create_time():.3f}"
+    except psutil.NoSuchProcess:
+        return None
+
+
+def owner() -> str:
+    """The value of :data:`OWNER_TAG` for runs created by this process."""
+    return _process_id(os.getpid())
+
+
+def mark_orphans_killed(mlflow_client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``experiment_id`` created on this host by a process that is gone (killed
+    with SIGKILL, a crashed machine: nothing could end them), with the tag ``error`` saying so. Runs of other
+    hosts, of live processes and without the owner tag are left alone. Returns the ids marked."""
+    host = socket.gethostname()
+    runs = mlflow_client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                     max_results=1000)
+    marked = []
+    for run in runs:
+        owner_id = run.data.tags.get(OWNER_TAG, "")
+        run_host, _, rest = owner_id.partition(":")
+        pid = rest.partition(":")[0]
+        if run_host != host or not pid.isdigit() or _process_id(int(pid)) == owner_id:
+            continue
+        line = f"process {pid} on {host} ended without closing the run (killed?); marked KILLED by a later run"
+        mlflow_client.set_tag(run.info.run_id, "error", line)
+        mlflow_client.set_tag(run.info.run_id, "mlflow.note.content", line)
+        mlflow_client.set_terminated(run.info.run_id, status="KILLED")
+        marked.append(run.info.run_id)
+    return marked
 
 
 def find_reusable_run(mlflow_client: MlflowClient, experiment_id: str, keys: dict[str, str]) -> Run | None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from talbench.config import config_hash, load_params
 from talbench.data import DatasetCache
@@ -114,18 +115,22 @@ def _parent_run(client, experiment_id: str, ostudy, study: Study, url: str) -> s
     under it when they share a tracking server), else a new one."""
     from mlflow.exceptions import MlflowException
 
+    from talbench.tracking import store
+
     recorded = ostudy.user_attrs.get("mlflow_parent_run_id")
     if recorded:
         try:
             client.get_run(recorded)
             client.update_run(recorded, status="RUNNING")
+            client.set_tag(recorded, store.OWNER_TAG, store.owner())
             return recorded
         except MlflowException:
             pass  # recorded in another tracking store: this machine gets its own parent run
     run = client.create_run(
         experiment_id, run_name=f"tune {study.name}",
         tags={"kind": "study", "study": study.name, "paper": study.spec.paper, "table": study.spec.table or "",
-              "row": study.spec.row or "", "optuna_storage": redact(url), "objective": study.spec.objective},
+              "row": study.spec.row or "", "optuna_storage": redact(url), "objective": study.spec.objective,
+              store.OWNER_TAG: store.owner()},
     )
     parent = run.info.run_id
     client.log_param(parent, "space", study.spec.model_dump_json(include={"space"}))
@@ -155,6 +160,7 @@ def run_study(
     import optuna
 
     from talbench.tracking import provenance, store
+    from talbench.tracking.runs import end_with_error
 
     console = console or Console()
     params_path, benchmarks_dir = Path(params_path).resolve(), Path(benchmarks_dir).resolve()
@@ -183,6 +189,7 @@ def run_study(
     client = store.client(uri)
     experiment = definition.settings.get("experiment") or DEFAULT_EXPERIMENT
     experiment_id = store.ensure_experiment(client, experiment)
+    store.mark_orphans_killed(client, experiment_id)
     parent = _parent_run(client, experiment_id, ostudy, definition, url)
     started = time.perf_counter()
     try:
@@ -192,14 +199,14 @@ def run_study(
         all_trials = ostudy.get_trials(deepcopy=False)
         states = _states()
         if any(t.state == states.RUNNING for t in all_trials):
-            console.print(f"[yellow]{study}[/]: trials still running on other workers; the last worker to "
-                          "finish runs the final protocol and writes the results")
+            console.print(Text(f"{study}: trials still running on other workers; the last worker to finish runs "
+                               "the final protocol and writes the results", style="yellow"))
             client.log_metric(parent, "time/search_s", time.perf_counter() - started)
             return None
         result = _finalize(ostudy, definition, url, console, uri, experiment, experiment_id, parent,
                            Path(results_dir), Path(tuned_dir), provenance)
-    except BaseException:
-        client.set_terminated(parent, status="FAILED")
+    except BaseException as err:
+        end_with_error(client, parent, err)
         raise
     client.log_metric(parent, "time/study_s", time.perf_counter() - started)
     client.set_terminated(parent, status="FINISHED")
@@ -226,7 +233,7 @@ def _search(ostudy, definition: Study, url: str, remaining: int, workers: int, c
         if len(quotas) == 1:
             def report(study, trial) -> None:
                 value = "pruned" if trial.state == states.PRUNED else f"{trial.value:.2f}"
-                progress.console.print(f"  trial {trial.number} {trial.params} -> {value}")
+                progress.console.print(Text(f"  trial {trial.number} {trial.params} -> {value}"))
                 progress.advance(task)
 
             run_worker(definition.name, url, quotas[0], 0, sampler, pruner, OBJECTIVE_FACTORY,

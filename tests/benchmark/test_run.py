@@ -1,16 +1,26 @@
 """``talbench run`` against a temporary MLflow store: nesting, tags, params, artifacts, reuse, results JSON,
-determinism, scoped configurations."""
+determinism, scoped configurations, ad-hoc results, stale data, interruptions."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 from helpers.linear_runner import RUNNER, TRAINED
 from helpers.mlflow_search import search_runs
-from helpers.project import TABLE, enter_workdir
+from helpers.paths import REPO
+from helpers.project import TABLE, benchmark_yaml, enter_workdir
+from rich.console import Console
 
 from talbench.benchmark.run import run_table
 from talbench.config import load_params, resolve
@@ -40,6 +50,7 @@ def test_results_file_format(first_execution):
     assert on_disk["table"] == TABLE and on_disk["paper"] == "dnet"
     assert on_disk["seeds"] == [0, 1] and on_disk["data"]["source"] == "synthetic"
     assert on_disk["data"]["profile"] == "unit" and len(on_disk["data"]["checksum"]) == 12
+    assert on_disk["data"]["segment_policy"]["segment_policy"] == "clip"
     assert on_disk["tracking_uri"] == "local store (outside the repository)" and on_disk["created"].endswith("Z")
     assert on_disk["git_commit"] == "unknown" and on_disk["git_dirty"] is True  # the project is not in git
     from talbench.benchmark.results import TableResult
@@ -83,7 +94,9 @@ def test_nested_runs_tags_params_artifacts(first_execution):
     assert set(children["tags.profile"]) == {"unit"} and set(children["tags.dataset"]) == {"synthetic"}
     few = children[children["tags.row"] == "Linear (5 epochs)"]
     assert set(few["params.baseline.epochs"]) == {"5"}  # params come back as strings
-    assert set(few["params.model.runner"]) == {RUNNER}
+    assert set(few["params.row"]) == {"Linear (5 epochs)"}  # the x axis of the documented compare plot
+    assert "params.model.runner" not in children.columns  # shared sections: in config.json, not params
+    assert set(few["tags.mlflow.runName"]) == {"s0 Linear (5 epochs)", "s1 Linear (5 epochs)"}
     # metrics: every tIoU per stream, no '@'
     assert {
         "metrics.fusion/mAP_0.5",
@@ -111,6 +124,10 @@ def test_nested_runs_tags_params_artifacts(first_execution):
     assert config["model"]["runner"] == RUNNER and config["data"]["profile"] == "unit"
     parent = search(filter_string="tags.kind = 'table'")
     assert list(parent["run_id"]) == [parent_id]
+    # the parent's line in the UI shows each row's mean per column instead of "-"
+    assert parent["metrics.fusion/Linear 5 epochs"].iloc[0] == pytest.approx(results["rows"][2]["mean"]["fusion"])
+    assert parent["metrics.rgb/Linear"].iloc[0] == pytest.approx(results["rows"][0]["mean"]["rgb"])
+    assert parent["metrics.data/segments_clipped"].iloc[0] == 0
 
 
 def test_test_time_variant_reuses_trained_model(first_execution):
@@ -177,7 +194,7 @@ def test_other_sections_never_rerun_a_row(first_execution, monkeypatch):
     assert [r["config_hash"] for r in again["rows"]] == [r["config_hash"] for r in first["rows"]]
     logged = search(filter_string=f"tags.mlflow.parentRunId = '{again['parent_run_id']}'")
     sections = {c.split(".")[1] for c in logged.columns if c.startswith("params.")}
-    assert sections == {"model", "data", "eval", "run", "baseline", "test_time"}
+    assert sections == {"row", "baseline", "test_time"}  # the row and its family's own sections only
 
 
 def test_real_rows_are_scoped_to_their_family():
@@ -344,6 +361,164 @@ def test_cli_without_real_features_prints_a_message(tracking_workdir):
     result = CliRunner().invoke(app, ["run", TABLE, "--data", "thumos14"])
     assert result.exit_code == 2
     assert "dataset is not there" in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture
+def own_project(tracking_project, empty_store, tmp_path, monkeypatch):
+    """A copy of the test project (its data may be changed) with an empty store, entered."""
+    project = tmp_path / "project"
+    shutil.copytree(tracking_project, project)
+    enter_workdir(monkeypatch, project, empty_store, tmp_path)
+    return project
+
+
+def _data(project):
+    return project / "data" / "synthetic" / "unit"
+
+
+def test_adhoc_runs_go_to_scratch(own_project):
+    """`talbench run dnet.table1 --rows "+ D-Net" --seeds 1 --profile tiny` replaced the pipeline's results; a
+    row subset (or another profile, seed count, data source) now writes to scratch/results/."""
+    (own_project / "results").mkdir()
+    pipeline_numbers = own_project / "results" / f"{TABLE}.json"
+    pipeline_numbers.write_text('{"the": "pipeline"}')
+    output = Console(record=True, width=200)
+    results = run_table(TABLE, rows="Linear", seeds=1, console=output)
+    assert pipeline_numbers.read_text() == '{"the": "pipeline"}'
+    assert json.loads((own_project / "scratch" / "results" / f"{TABLE}.json").read_text()) == results
+    assert "an ad-hoc run: results/ (the pipeline's numbers) is untouched" in output.export_text()
+
+
+def test_results_folder_is_results_only_for_the_pipelines_run():
+    from talbench.benchmark.run import plan_rows, results_folder
+    from talbench.benchmark.schema import load_benchmark
+
+    params = load_params()
+    bench = load_benchmark("dnet.table1")
+    seeds = params["pipeline"]["seeds"]
+
+    def folder(rows=None, profile=None, source=None, n_seeds=seeds, tuned=False, requested=None):
+        planned = plan_rows(bench, params, "dnet.table1", rows=rows, profile=profile, data_source=source,
+                            tuned=None)
+        return str(results_folder(requested, params, bench, planned, n_seeds, seeds, tuned))
+
+    assert folder() == "results"
+    assert folder(profile=params["data"]["profile"]) == "results"  # the pipeline's own profile, named
+    for adhoc in ({"rows": "+ D-Net"}, {"profile": "tiny"}, {"n_seeds": 1}, {"tuned": True},
+                  {"source": "thumos14"}):
+        assert folder(**adhoc) == "scratch/results", adhoc
+    assert folder(rows="+ D-Net", requested="results") == "results"  # the user asks for it
+
+
+def test_changed_features_are_not_reused(own_project):
+    """Features rewritten in place with the same shapes were reused (stale metrics); now the data checksum
+    hashes contents: the run trains again and the checkpoint of the old features is not loaded."""
+    first = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "a")
+    path = min((_data(own_project) / "i3d_features").glob("video_validation_*.npy"))
+    features = np.load(path)
+    np.save(path, features[::-1].copy())  # same shape, same size, other contents
+    before = len(TRAINED)
+    second = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "b")
+    assert second["data"]["checksum"] != first["data"]["checksum"]
+    assert second["rows"][0]["runs"][0]["reused"] is False
+    assert TRAINED[before:] == TRAINED[before - 1:before]  # the same checkpoint folder, trained again
+    third = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "c")
+    assert third["rows"][0]["runs"][0]["reused_from"] == second["rows"][0]["runs"][0]["run_id"]
+
+
+def test_segment_policy_is_printed_logged_and_recorded(own_project):
+    """Out-of-range training annotations used to be clipped silently."""
+    annotation_file = _data(own_project) / "annotations" / "thumos14.json"
+    database = json.loads(annotation_file.read_text())
+    video = next(v for v in sorted(database["database"]) if v.startswith("video_validation"))
+    info = database["database"][video]
+    info["annotations"].append({**info["annotations"][0], "segment": [info["duration"] - 1.0,
+                                                                      info["duration"] + 5.0]})
+    annotation_file.write_text(json.dumps(database))
+    output = Console(record=True, width=300)
+    results = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "r", console=output)
+    assert "segment policy 'clip': 1 annotations out of range or empty in 1 videos; training side: 1 clipped" \
+        in output.export_text()
+    assert results["data"]["segment_policy"]["clipped"] == 1
+    assert results["data"]["segment_policy"]["problem_videos"] == [video]
+    parent = search(filter_string="tags.kind = 'table'")
+    assert parent["metrics.data/segments_clipped"].tolist() == [1.0]
+    from mlflow.tracking import MlflowClient
+
+    logged = MlflowClient().download_artifacts(results["parent_run_id"], "data/segment_policy.json")
+    assert json.loads(Path(logged).read_text())["clipped"] == 1
+
+
+def test_empty_training_split_fails_before_any_run(own_project):
+    """No training videos used to fail with "need at least one array to stack" after the runs were created."""
+    annotation_file = _data(own_project) / "annotations" / "thumos14.json"
+    database = json.loads(annotation_file.read_text())
+    database["database"] = {k: v for k, v in database["database"].items() if not k.startswith("video_validation")}
+    annotation_file.write_text(json.dumps(database))
+    with pytest.raises(DataError, match="field 'database': no training video"):
+        run_table(TABLE, results_dir=own_project / "r")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_zero_byte_feature_file_is_one_line_before_any_run(own_project):
+    """It used to end `talbench run` with "Aborted." (exit 1), naming no file, after the runs were created."""
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from talbench.cli import app
+
+    path = max((_data(own_project) / "i3d_features").glob("video_test_*.npy"))
+    path.write_bytes(b"")
+    result = CliRunner().invoke(app, ["run", TABLE])
+    assert result.exit_code == 2
+    assert result.output == f"error: {path.relative_to(own_project)}: video '{path.stem}', field 'features': " \
+        "empty file (0 bytes)\n"
+    client = MlflowClient()
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_ends_killed(own_project, signum):
+    """SIGTERM left the table's parent run and the row run RUNNING forever (SIGINT marked them FAILED); the
+    table's run now ends KILLED with the reason (a row run is created when its seed has finished training, so
+    an interrupted training leaves none), the command says so in one line, and no results file is written."""
+    bench = benchmark_yaml(runner_path="helpers.slow_runner:run_row")
+    (own_project / "benchmarks" / f"{TABLE}.yaml").write_text(yaml.safe_dump(bench))
+    ready = own_project / "ready"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+           "TALBENCH_TEST_READY": str(ready)}
+    child = subprocess.Popen([sys.executable, "-m", "talbench.cli", "run", TABLE, "--rows", "Linear"],
+                             cwd=own_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ready.exists(), child.communicate()[0]
+    child.send_signal(signum)
+    output = child.communicate(timeout=60)[0]
+    assert child.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], output
+    assert f"interrupted: {signum.name}: stopped" in output and "Traceback" not in output
+    runs = search()
+    assert len(runs) == 1 and set(runs["status"]) == {"KILLED"} and set(runs["tags.kind"]) == {"table"}
+    reason = "interrupted by SIGTERM" if signum == signal.SIGTERM else "interrupted by SIGINT (Ctrl-C)"
+    assert set(runs["tags.error"]) == {reason}
+    assert not (own_project / "results").exists() and not (own_project / "scratch" / "results").exists()
+
+
+def test_pending_table_exits_non_zero(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from talbench.cli import app
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / f"{TABLE}.yaml").write_text(yaml.safe_dump(benchmark_yaml("pending")))
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", TABLE])
+    assert result.exit_code == 2
+    assert f"{TABLE} is pending: test of a pending table; nothing run, no results written" in result.output
 
 
 def test_pending_table_writes_nothing(tmp_path, monkeypatch):

@@ -152,6 +152,26 @@ def test_label_id_mismatch_and_bad_fields(tmp_path):
         load_thumos14_annotations(tmp_path / "absent.json")
 
 
+def test_bad_label_id_and_encoding_are_named(tmp_path):
+    """`label_id: "abc"` used to raise a bare ValueError, a Latin-1 file a UnicodeDecodeError."""
+    video = _video("Test", 10.0, (1.0, 2.0), (3.0, 4.0))
+    video["annotations"][1]["label_id"] = "abc"
+    with pytest.raises(DataError, match=r"video 'v1', field 'annotations\[1\].label_id': expected an integer "
+                                        r"class id, got 'abc'"):
+        load_thumos14_annotations(_write(tmp_path, {"v1": video}))
+    video["annotations"][1]["label_id"] = 2.5
+    with pytest.raises(DataError, match=r"annotations\[1\].label_id': expected an integer class id, got 2.5"):
+        load_thumos14_annotations(_write(tmp_path, {"v1": video}))
+    video["annotations"][1]["label_id"] = "11"  # an integer written as a string is read as one
+    loaded = load_thumos14_annotations(_write(tmp_path, {"v1": video}), THUMOS14_CLASSES)
+    assert loaded.instances["label_id"].tolist() == [11, 11]
+    path = tmp_path / "latin1.json"
+    path.write_bytes(json.dumps({"database": {"v\u00e9": _video("Test", 10.0, (1.0, 2.0))}},
+                                ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.json: not UTF-8 text \(byte 0xe9"):
+        load_thumos14_annotations(path)
+
+
 def test_holdout_is_deterministic_and_disjoint(thumos):
     train = thumos.videos.index[thumos.videos["split"] == "train"].tolist()
     test = set(thumos.videos.index[thumos.videos["split"] == "test"])

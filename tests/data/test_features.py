@@ -111,7 +111,8 @@ def test_cache_is_read_only_and_bounded(root):
     assert len(ds._cache) == 2 and "video_test_0000001" not in ds._cache
 
 
-def test_missing_files_all_listed_and_block_list(root):
+def test_missing_files_all_listed_and_block_list(root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     for vid in ("video_validation_0000002", "video_test_0000001"):
         (root / "i3d_features" / f"{vid}.npy").unlink()
     with pytest.raises(DataError) as err:
@@ -119,7 +120,10 @@ def test_missing_files_all_listed_and_block_list(root):
     message = str(err.value)
     assert str(root / "i3d_features") in message and "field 'features'" in message
     assert "2 of 4 feature files are missing" in message
-    assert "video_validation_0000002.npy, video_test_0000001.npy" in message
+    assert "video_validation_0000002.npy, video_test_0000001.npy;" in message
+    listing = tmp_path / "scratch" / "missing_files.txt"
+    assert f"data.missing_files: {listing}" in message
+    assert listing.read_text() == "video_validation_0000002.npy\nvideo_test_0000001.npy\n"
     (root / "missing_files.txt").write_text("video_validation_0000002.npy\nvideo_test_0000001\n")
     blocked = read_block_list("missing_files.txt", root)
     ds = make_dataset(root, blocked=blocked)
@@ -142,12 +146,12 @@ def test_missing_files_all_listed_and_block_list(root):
     ],
 )
 def test_bad_feature_file(root, array, field, problem):
+    """Found from the file's header when the dataset opens (before any run is created)."""
     vid = "video_validation_0000002"
     path = root / "i3d_features" / f"{vid}.npy"
     np.save(path, array)
-    ds = make_dataset(root)  # lazy: opening does not read arrays
     with pytest.raises(DataError, match=problem) as err:
-        ds.features(vid)
+        make_dataset(root)
     assert f"{path}: video '{vid}', field '{field}'" in str(err.value)
 
 
@@ -156,9 +160,9 @@ def test_nan_and_inf_and_validate_all(root):
     array = np.load(path)
     array[3, 1], array[7, 4] = np.nan, np.inf
     np.save(path, array)
-    np.save(root / "i3d_features" / "video_validation_0000003.npy", np.zeros((2, 2 * DIM), np.float32))
-    (root / "i3d_features" / "video_validation_0000001.npy").write_bytes(b"not numpy")
-    ds = make_dataset(root)
+    other = root / "i3d_features" / "video_validation_0000001.npy"
+    np.save(other, np.full((12, 2 * DIM), np.inf, np.float32))
+    ds = make_dataset(root)  # NaN/Inf need the data: found on first load
     with pytest.raises(DataError) as err:
         ds.features("video_test_0000001")
     assert f"{path}: video 'video_test_0000001', field 'features': 2 NaN/Inf values in 2 snippets" in str(
@@ -168,10 +172,79 @@ def test_nan_and_inf_and_validate_all(root):
     with pytest.raises(DataError) as err:
         ds.validate_all(progress=False)
     message = str(err.value)
-    assert message.startswith("3 of 4 feature files are invalid")
-    assert "video 'video_validation_0000001', field 'features': not a readable .npy array" in message
-    assert "video 'video_validation_0000003', field 'num_snippets'" in message
+    assert message.startswith("2 of 4 feature files are invalid")
+    assert "video 'video_validation_0000001', field 'features': 72 NaN/Inf values in 12 snippets" in message
     assert "video 'video_test_0000001', field 'features'" in message
+
+
+def test_many_missing_files_make_one_short_line_and_a_block_list(tmp_path, monkeypatch):
+    """400 missing videos used to make one line of 11,000 characters; the full list goes to a file that
+    works as data.missing_files."""
+    monkeypatch.chdir(tmp_path)
+    database = {f"video_validation_{i:07d}": {"subset": "Validation", "duration": 4.0, "fps": 30.0,
+                                              "annotations": [{"label": "HighJump", "segment": [0.5, 1.5]}]}
+                for i in range(1, 401)}
+    database["video_test_0000001"] = _database()["video_test_0000001"]
+    root = make_thumos_layout(tmp_path / "thumos14", database=database)
+    missing = sorted(v for v in database if v.startswith("video_validation"))[:-1]  # all training but one
+    for vid in missing:
+        (root / "i3d_features" / f"{vid}.npy").unlink()
+    with pytest.raises(DataError) as err:
+        make_dataset(root)
+    message = str(err.value)
+    assert len(message) < 600 and "\n" not in message
+    assert "399 of 401 feature files are missing" in message and "and 394 more" in message
+    blocked = read_block_list(str(tmp_path / "scratch" / "missing_files.txt"), root)
+    assert blocked == missing
+    assert make_dataset(root, blocked=blocked).video_ids("train") == ["video_validation_0000400"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", r"empty file \(0 bytes\)"),
+        (bytes(range(256)) * 4, r"not a NumPy \.npy file \(no \.npy header\)"),
+        ("object array", "holds Python objects, not numbers"),
+        ("truncated", r"unreadable or truncated \.npy array"),
+    ],
+)
+def test_unreadable_feature_file_is_named(root, content, problem):
+    """A zero-byte .npy used to end `talbench run` with "Aborted." (exit 1) and random bytes with numpy's advice
+    to load the file with pickle, both after the runs were created; now opening the dataset names the file."""
+    vid = "video_validation_0000002"
+    path = root / "i3d_features" / f"{vid}.npy"
+    if content == "object array":
+        np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    elif content == "truncated":
+        path.write_bytes(path.read_bytes()[:-40])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=problem) as err:
+        make_dataset(root)
+    message = str(err.value)
+    assert message.startswith(f"{path}: video '{vid}', field 'features': ") and "pickle" not in message
+
+
+def test_no_training_video_or_annotation_is_an_error(tmp_path):
+    """An empty database or no training videos used to fail deep in training ("need at least one array to
+    stack"), after the MLflow runs were created; now opening the dataset says so."""
+    test_only = {k: v for k, v in _database().items() if k.startswith("video_test")}
+    unannotated = {k: {**v, "annotations": []} if k.startswith("video_validation") else v
+                   for k, v in _database().items()}
+    train_only = {k: v for k, v in _database().items() if k.startswith("video_validation")}
+    for name, database, problem in (
+        ("empty", {}, "field 'database': no training video"),
+        ("test_only", test_only, "field 'database': no training video"),
+        ("train_only", train_only, "field 'database': no test video"),
+        ("unannotated", unannotated, "field 'annotations': none of the 3 training videos has an annotation"),
+    ):
+        root = tmp_path / name
+        (root / "annotations").mkdir(parents=True)
+        (root / "i3d_features").mkdir()
+        (root / "annotations" / "thumos14.json").write_text(json.dumps({"database": database}))
+        with pytest.raises(DataError, match=problem) as err:
+            make_dataset(root)
+        assert str(err.value).startswith(str(root / "annotations" / "thumos14.json"))
 
 
 def test_validate_all_passes_and_checksum(root):
@@ -181,6 +254,29 @@ def test_validate_all_passes_and_checksum(root):
     assert checksum == make_dataset(root).checksum() and len(checksum) == 12
     np.save(root / "i3d_features" / "video_test_0000001.npy", np.zeros((13, 2 * DIM), np.float32))
     assert make_dataset(root).checksum() != checksum
+
+
+def test_checksum_follows_contents_and_rereads_only_changed_files(root, monkeypatch):
+    """Features rewritten in place with the same shape (same names, same sizes) are other data: the checksum
+    changes; unchanged files are not read again (their hashes are cached by path, size and times)."""
+    import talbench.data.dataset as dataset_module
+
+    checksum = make_dataset(root).checksum()
+    read = []
+    real_sha1 = dataset_module.file_sha1
+
+    def counting_sha1(path):
+        read.append(Path(path).name)
+        return real_sha1(path)
+
+    monkeypatch.setattr(dataset_module, "file_sha1", counting_sha1)
+    assert make_dataset(root).checksum() == checksum and read == []
+    path = root / "i3d_features" / "video_validation_0000002.npy"
+    size = path.stat().st_size
+    np.save(path, np.load(path) + 1.0)  # same shape, same size, other values
+    assert path.stat().st_size == size
+    assert make_dataset(root).checksum() != checksum
+    assert read == ["video_validation_0000002.npy"]
 
 
 def _cfg(**data) -> dict:
@@ -231,6 +327,26 @@ def test_archive_is_verified_and_unpacked(tmp_path):
     assert ds.video_ids("test") == ["video_test_0000001"]
     np.testing.assert_array_equal(ds.features("video_test_0000001"), np.load(source / "i3d_features" /
                                   "video_test_0000001.npy"))  # fmt: skip
+
+
+def test_archive_never_unpacks_over_a_users_folder(tmp_path):
+    """data.thumos14_root used to be replaced wholesale (the same helper as synth --out)."""
+    from talbench.errors import ConfigError
+
+    source = make_thumos_layout(tmp_path / "release" / "thumos")
+    archive = tmp_path / "thumos.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="thumos")
+    root = tmp_path / "mine"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="mine: not empty and not a previous output of this command"):
+        install_thumos14_archive(archive, root, md5=None, progress=False)
+    assert [p.name for p in root.iterdir()] == ["notes.txt"]
+    install_thumos14_archive(archive, tmp_path / "out", md5=None, progress=False)
+    (tmp_path / "out" / "notes.txt").write_text("added later")
+    install_thumos14_archive(archive, tmp_path / "out", md5=None, progress=False)  # an earlier installation
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["annotations", "i3d_features", "notes.txt"]
 
 
 def test_real_annotations_with_stand_in_features(tmp_path):

@@ -87,6 +87,13 @@ def test_bad_ground_truth(tmp_path, obj, message):
     ({"results": {"v9": [{"label": "x", "segment": [1.0, 2.0], "score": float("nan")}]}},
      r"video 'v9' field 'results\[0\]\.score' must be a finite number"),
     ({"results": {"v9": {"label": "x"}}}, r"video 'v9' field 'results' must be a list"),
+    ({"results": {"v9": [{"label": "x", "segment": [1.0, 2.0], "score": "0.5"}]}},
+     r"video 'v9' field 'results\[0\]\.score' must be a finite number, got '0.5'"),
+    ({"results": {"v9": [{"label": "x", "segment": [1.0, 2.0, 3.0], "score": 1}]}},
+     r"video 'v9' field 'results\[0\]\.segment' must be \[start, end\], got \[1.0, 2.0, 3.0\]"),
+    ({"results": {"v9": [{"label": "x", "segment": [True, 2.0], "score": 1}]}},
+     r"video 'v9' field 'results\[0\]\.segment' must be a finite number, got True"),
+    ({"results": {"v9": ["x"]}}, r"video 'v9' field 'results\[0\]' must be an object"),
     ("{not json", r"not valid JSON"),
 ])
 def test_bad_predictions(tmp_path, obj, message):
@@ -106,3 +113,24 @@ def test_bad_text_files(tmp_path):
         load_cbr_detections(cbr)
     with pytest.raises(DataError, match="file not found"):
         load_turn_proposals(tmp_path / "missing.txt")
+
+
+def test_fast_prediction_reader_equals_the_checked_one(tmp_path):
+    """Well-formed files are read column-wise; the frame is the one the entry-by-entry check builds."""
+    from talbench.eval.io import _checked_predictions
+    from talbench.io import read_json
+
+    path = DATA / "golden" / "autoloc_thumos14" / "autoloc_pred.json"
+    fast = load_predictions(path)
+    assert len(fast) == 20763
+    pd.testing.assert_frame_equal(fast, _checked_predictions(path, read_json(path)["results"]))
+    mixed = {"results": {"v1": [{"label": 7, "segment": [1, 2], "score": 1}], "v2": []}}  # int label: checked path
+    assert load_predictions(_write(tmp_path, mixed)).to_dict("records") == [
+        {"video_id": "v1", "label": "7", "start": 1.0, "end": 2.0, "score": 1.0}]
+
+
+def test_prediction_file_not_utf8(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_bytes('{"results": {"v\xe9": []}}'.encode("cp1252"))
+    with pytest.raises(DataError, match=r"p.json: not UTF-8 text \(byte 0xe9 at offset 15\)"):
+        load_predictions(path)

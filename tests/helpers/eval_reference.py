@@ -6,6 +6,10 @@ The wrapper computes mAP over the GT classes, skipping predicted labels absent f
 code raises KeyError there) and defining tIoU 0 where the union is <= 0 (the official code gets NaN) so
 that it states the same definition as ``talbench.eval.detection``. It is the slow per-prediction loop
 the vectorized evaluator is checked and timed against.
+
+``tie_break="official"`` sorts as the official code does (numpy's default ``argsort()[::-1]``, for the scores
+and for each prediction's tIoUs), so it gives the official numbers of the machine it runs on; "canonical"
+sorts with ``argsort(kind="stable")[::-1]`` and "reverse" with ``argsort(-x, kind="stable")``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,14 @@ def interpolated_prec_rec(prec, rec):
     return ap
 
 
+def descending(values, tie_break):
+    if tie_break == "official":
+        return values.argsort()[::-1]
+    if tie_break == "canonical":
+        return values.argsort(kind="stable")[::-1]
+    return np.argsort(-values, kind="stable")
+
+
 def compute_average_precision_detection(ground_truth, prediction, tiou_thresholds, tie_break="official"):
     ap = np.zeros(len(tiou_thresholds))
     if prediction.empty:
@@ -44,10 +56,7 @@ def compute_average_precision_detection(ground_truth, prediction, tiou_threshold
 
     npos = float(len(ground_truth))
     lock_gt = np.ones((len(tiou_thresholds), len(ground_truth))) * -1
-    if tie_break == "official":
-        sort_idx = prediction["score"].values.argsort()[::-1]
-    else:
-        sort_idx = np.argsort(-prediction["score"].values, kind="stable")
+    sort_idx = descending(prediction["score"].values, tie_break)  # official: .argsort()[::-1]
     prediction = prediction.loc[sort_idx].reset_index(drop=True)
 
     tp = np.zeros((len(tiou_thresholds), len(prediction)))
@@ -64,8 +73,7 @@ def compute_average_precision_detection(ground_truth, prediction, tiou_threshold
 
         this_gt = ground_truth_videoid.reset_index()
         tiou_arr = segment_iou(this_pred[["start", "end"]].values.astype(float), this_gt[["start", "end"]].values)
-        # argsort()[::-1] as the official code; a stable sort makes exact tIoU ties deterministic.
-        tiou_sorted_idx = tiou_arr.argsort(kind="stable")[::-1]
+        tiou_sorted_idx = descending(tiou_arr, tie_break)  # official: tiou_arr.argsort()[::-1]
         for tidx, tiou_thr in enumerate(tiou_thresholds):
             for jdx in tiou_sorted_idx:
                 if tiou_arr[jdx] < tiou_thr:

@@ -364,9 +364,43 @@ def test_results_naming_unknown_rows_or_columns_are_errors(workspace):
 
 def test_output_is_deterministic_and_replaced_atomically(workspace):
     first = {p.name: p.read_bytes() for p in _write(workspace).iterdir()}
-    (workspace / "lb" / "old.md").write_text("stale", encoding="utf-8")
+    (workspace / "lb" / "notes.md").write_text("mine", encoding="utf-8")  # a user's file: kept
     second = {p.name: p.read_bytes() for p in _write(workspace).iterdir()}
-    assert first == second
+    assert second == {**first, "notes.md": b"mine"}
+
+
+def test_a_folder_that_is_not_a_leaderboard_is_never_replaced(workspace):
+    (workspace / "docs").mkdir()
+    (workspace / "docs" / "README.md").write_text("my project", encoding="utf-8")
+    with pytest.raises(ConfigError, match="docs: not empty and not a previous output of this command"):
+        _write(workspace, "docs")
+    assert [p.name for p in (workspace / "docs").iterdir()] == ["README.md"]
+    (_write(workspace) / "talnet.md").unlink()  # an earlier leaderboard from before a paper was added
+    assert (_write(workspace) / "talnet.md").is_file()
+
+
+def test_missing_results_folder_is_an_error(workspace):
+    """It used to write five pages of published numbers only."""
+    with pytest.raises(ConfigError, match="no_results: results folder not found"):
+        write_leaderboards(workspace / "no_results", workspace / "lb", Console(quiet=True),
+                           benchmarks_dir=workspace / "benchmarks", rule=RULE, repo_root=workspace)
+    assert not (workspace / "lb").exists()
+
+
+def test_results_of_different_profiles_are_not_mixed(workspace):
+    """A table run by hand on `tiny` next to the pipeline's `smoke` tables: refused, naming both files."""
+    path = workspace / "benchmarks" / "refactornet.table2.yaml"
+    raw = yaml.safe_load((BENCHMARKS_DIR / "refactornet.table2.yaml").read_text(encoding="utf-8"))
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")  # active again
+    row = next(r["name"] for r in raw["rows"] if "reproduce" in r)
+    other = _fake_result({row: [50.0, 51.0]}) | {"table": "refactornet.table2", "paper": "refactornet"}
+    other["data"] = {**other["data"], "profile": "tiny"}
+    for run in other["rows"][0]["runs"]:
+        run["metrics"] = {}
+    (workspace / "results" / "refactornet.table2.json").write_text(json.dumps(other), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"data synthetic/tiny, but .*dnet\.table1\.json has synthetic/smoke"):
+        _write(workspace)
+    assert not (workspace / "lb").exists()
 
 
 def test_single_seed_results_are_inconclusive(workspace):

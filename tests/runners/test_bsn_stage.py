@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 
 from talbench.config import load_params, resolve
 from talbench.data.proposals import load_detector_proposals, load_proposals
@@ -89,8 +90,12 @@ def test_checkpoint_reused_and_training_deterministic(stage, monkeypatch):
     root, params = stage
     folder = root / "proposals" / "synthetic-tiny"
     first = load_proposals(folder, ["video_test_0000001", "video_validation_0000002"])
-    again = run_proposal_stage("tiny", None, None, params=params, root=root)
+    screen = Console(record=True, width=100)
+    again = run_proposal_stage("tiny", None, screen, params=params, root=root)
     assert again["timings"].get("loaded") == 1.0  # trained model found under models/bsn/<hash>/seed0
+    # the stage ended with a 16-line raw dict; now one line of AR@AN
+    last = screen.export_text().strip().splitlines()[-1]
+    assert last.startswith("test split (") and "AR@100 " in last and "{" not in last
     pd.testing.assert_frame_equal(first, load_proposals(folder, ["video_test_0000001", "video_validation_0000002"]))
     monkeypatch.setenv("TALBENCH_MODELS_DIR", str(root / "models_retrain"))
     retrained = run_proposal_stage("tiny", None, None, params=params, root=root)

@@ -76,3 +76,19 @@ def test_report_called_after_each_final_stage_epoch(tiny, tmp_path, monkeypatch)
     run_with_proposals(cfg, 0, dataset, proposals, report=lambda step, value: calls.append((step, value)))
     assert [s for s, _ in calls] == list(range(cfg["detector"]["epochs"]))
     assert all(0.0 <= v <= 100.0 for _, v in calls)
+
+
+def test_epoch_bars_show_no_nan_loss_and_an_eta(tiny, tmp_path, monkeypatch):
+    """The epoch bars used to start at "loss nan" and had no remaining-time estimate."""
+    import io
+
+    from rich.console import Console
+
+    cfg, dataset, proposals = tiny
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path))
+    screen = io.StringIO()
+    seed_everything(0)
+    run_with_proposals(cfg, 0, dataset, proposals, console=Console(file=screen, force_terminal=True, width=200))
+    shown = screen.getvalue()
+    assert "loss -" in shown and "eta" in shown
+    assert "nan" not in shown

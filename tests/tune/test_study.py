@@ -202,6 +202,9 @@ def test_probe_study_holdout_pruning_mlflow_and_outputs(probe):
     [loaded] = load_tune_results(probe / "results")
     assert loaded.study == "dnet-lambdas" and loaded.test.tuned.run_ids == result["test"]["tuned"]["run_ids"]
     assert (probe / loaded.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = (probe / "results" / "tune" / "dnet-lambdas.json").read_text()
+    assert str(probe.resolve()) not in written and "/tmp/" not in written  # a committed output: no machine path
+    assert json.loads(written)["storage"] == "local store (outside the repository)"
 
     # a second call adds no trial (the target is reached) and a changed definition is refused
     CALLS.clear()

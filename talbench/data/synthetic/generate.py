@@ -5,7 +5,8 @@
     <out>/latents/<video_id>.npz         per cell: phase, context, instance (+ instance phase bounds)
     <out>/synth_meta.json                classes, families, the resolved ``synth`` configuration, statistics
 
-The whole folder is written atomically (talbench.io.atomic_dir).  Every video has its own random stream
+The folder is written atomically (talbench.io.atomic_dir); ``synth_meta.json`` marks it as this command's
+output: an existing folder without it (a user's) is refused, and entries other than these four stay.  Every video has its own random stream
 ``default_rng([seed, split, index])``, so a video does not change when the number of videos changes.
 """
 
@@ -20,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from talbench.data.synthetic.config import SynthConfig, parse_config
@@ -30,6 +38,7 @@ from talbench.data.synthetic.taxonomy import PHASES, Taxonomy, build_taxonomy
 from talbench.io import atomic_dir
 
 SPLITS = (("train", "Validation", "video_validation"), ("test", "Test", "video_test"))
+META_FILE = "synth_meta.json"
 
 
 @dataclass
@@ -104,8 +113,10 @@ def generate(synth_cfg: dict[str, Any], out: Path, progress: bool = False) -> Sy
     ]
     report = SynthReport(out=out, videos={s: 0 for _, s, _ in SPLITS}, instances={s: 0 for _, s, _ in SPLITS})
     database: dict[str, Any] = {}
-    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with atomic_dir(out) as tmp, Progress(*columns, disable=not progress, transient=False) as bar:
+    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+               TimeRemainingColumn())
+    output = atomic_dir(out, previous_output=lambda p: (p / META_FILE).is_file(), what="the synthetic benchmark")
+    with output as tmp, Progress(*columns, disable=not progress, transient=False) as bar:
         (tmp / "annotations").mkdir()
         (tmp / "i3d_features").mkdir()
         (tmp / "latents").mkdir()
@@ -143,6 +154,6 @@ def generate(synth_cfg: dict[str, Any], out: Path, progress: bool = False) -> Sy
             "synth": cfg.model_dump(),
             "statistics": {k: v for k, v in report.as_dict().items() if k not in ("seconds", "bytes_on_disk")},
         }
-        (tmp / "synth_meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         report.bytes_on_disk = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
     return report

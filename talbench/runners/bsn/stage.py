@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.text import Text
 
 from talbench.config import load_params, resolve
 from talbench.data.proposals import proposals_dir, write_proposals
@@ -81,8 +82,12 @@ def run_proposal_stage(
         "timings": {**model.timings, "inference_s": inference_s,
                     "videos_per_s": len(video_ids) / max(inference_s, 1e-9)},
     }
-    atomic_write_json(Path(root) / "results" / "proposals.json", results)
+    results_path = Path(root) / "results" / "proposals.json"
+    atomic_write_json(results_path, results)
     if console is not None:
-        console.print(f"BSN proposals: {len(proposals)} for {len(video_ids)} videos -> {out_dir}")
-        console.print(f"AR@AN (test): {recall}")
+        console.print(Text(f"BSN proposals: {len(proposals)} for {len(video_ids)} videos -> {out_dir}"),
+                      soft_wrap=True)
+        ar = ", ".join(f"AR@{an} {value:.2f}" for an, value in recall["ar"].items())
+        console.print(Text(f"test split ({recall['n_gt']} instances in {recall['n_videos']} videos): {ar}; "
+                           f"all numbers in {results_path}"), soft_wrap=True)
     return results

@@ -60,9 +60,9 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
         raise ValueError("no training video has a labelled proposal (check proposals and ground truth)")
     history = TrainHistory()
     per_batch = det["videos_per_batch"]
-    with task_progress(console, TextColumn("loss {task.fields[loss]:.3f}"), disable=console is None,
+    with task_progress(console, TextColumn("loss {task.fields[loss]}"), disable=console is None,
                        transient=True) as progress:
-        task = progress.add_task(description, total=det["epochs"], loss=float("nan"))
+        task = progress.add_task(description, total=det["epochs"], loss="-")  # no loss before the first epoch
         for epoch in range(det["epochs"]):
             start = time.perf_counter()
             model.train()
@@ -92,7 +92,7 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
             scheduler.step()
             history.epoch_seconds.append(time.perf_counter() - start)
             history.losses.append({k: v / steps for k, v in sums.items()})
-            progress.update(task, advance=1, loss=history.losses[-1]["total"])
+            progress.update(task, advance=1, loss=f"{history.losses[-1]['total']:.3f}")
             if after_epoch is not None:
                 after_epoch(epoch)
     if ema is not None:  # the averaged weights are the trained model
