@@ -282,5 +282,33 @@ def ui(port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0
         raise typer.Exit(code=code)
 
 
+@app.command()
+def server(
+    backend_store_uri: Annotated[str, typer.Option(
+        envvar="MLFLOW_BACKEND_STORE_URI", show_default=False,
+        help="database of the runs: postgresql://user@host:5432/db (several machines; password in ~/.pgpass "
+             "or this variable) or sqlite:////abs/mlflow.db (one machine)")],
+    artifacts_destination: Annotated[str | None, typer.Option(
+        envvar="MLFLOW_ARTIFACTS_DESTINATION",
+        help="where the server keeps the artifacts it receives: a folder or s3://... "
+             "(default: <repo root>/mlartifacts)")] = None,
+    host: Annotated[str, typer.Option(help="interface to listen on; 0.0.0.0 or this machine's IP for other "
+                                          "machines")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 5000,
+    workers: Annotated[int, typer.Option(help="server processes")] = 2,
+    allowed_hosts: Annotated[str | None, typer.Option(
+        help="host names workers may use besides localhost and private IPs (MLflow's --allowed-hosts)")] = None,
+) -> None:
+    """Start a shared MLflow tracking server (127.0.0.1 unless --host): point workers at it with
+    MLFLOW_TRACKING_URI; runs, reuse look-ups and artifacts all go through it."""
+    from talbench.tracking.server import DEFAULT_ARTIFACTS, ServerSettings, serve
+
+    settings = ServerSettings(backend_store_uri=backend_store_uri,
+                              artifacts_destination=artifacts_destination or str(DEFAULT_ARTIFACTS),
+                              host=host, port=port, workers=workers, allowed_hosts=allowed_hosts)
+    with _command():
+        serve(settings, console)
+
+
 if __name__ == "__main__":
     app()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.postgres import postgres_server
 from helpers.project import enter_workdir, write_project
 
 from talbench.config import CACHE_ENV, load_params, resolve
@@ -76,3 +77,11 @@ def empty_store(tmp_path_factory) -> Path:
 def tracking_workdir(tracking_project, empty_store, tmp_path, monkeypatch) -> Path:
     enter_workdir(monkeypatch, tracking_project, empty_store, tmp_path)
     return tracking_project
+
+
+@pytest.fixture(scope="session")
+def postgres_database(tmp_path_factory):
+    """``database(name) -> URL``: a new database on one throw-away PostgreSQL server on 127.0.0.1, started
+    once per session (skipped with the reason where PostgreSQL is missing; a failure in CI)."""
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as database:
+        yield database

@@ -10,6 +10,7 @@ mlflow is imported inside functions: importing this module stays cheap.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,11 @@ def display_uri(uri: str) -> str:
     return "local store (outside the repository)"
 
 
+def redact(url: str) -> str:
+    """``url`` without its password (for logs, error messages, MLflow tags and results files)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
 def artifact_location(uri: str, experiment: str) -> str | None:
     """Absolute artifact folder next to a local SQLite store (``<db folder>/mlartifacts/<experiment>``);
     ``None`` for a server, which chooses its own."""
@@ -61,8 +67,12 @@ def artifact_location(uri: str, experiment: str) -> str | None:
 
 
 def client(uri: str | None = None) -> MlflowClient:
+    """A client on ``uri`` (default :func:`tracking_uri`). Against a server MLflow would print two "View run"
+    links for every run it ends, through talbench's progress display; they stay off unless
+    ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT`` is set (the commands print the parent run id)."""
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     return MlflowClient(tracking_uri=uri or tracking_uri())
 
 

@@ -8,11 +8,11 @@ given through ``optuna.storages.RDBStorage``.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from talbench.config import REPO_ROOT
 from talbench.errors import ConfigError
+from talbench.tracking.store import redact
 
 DEFAULT_FILE = "optuna.db"
 
@@ -26,11 +26,6 @@ def storage_url(storage: str | None, default_file: str = DEFAULT_FILE) -> str:
     if "://" in storage:
         return storage
     return f"sqlite:///{Path(storage).resolve().as_posix()}"
-
-
-def redact(url: str) -> str:
-    """``url`` without its password (for logs, MLflow tags and results files)."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def open_storage(url: str):
