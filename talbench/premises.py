@@ -32,14 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from talbench.data.synthetic import read_latents
+from talbench.data.synthetic import PHASES, read_latents
 from talbench.eval.probe import linear_probe, ridge_classify
 
 PYRAMID_RANGES = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, float("inf")))
 """Regression ranges (cells, on max(left, right) offset) of the six pyramid levels, strides 1, 2, ..., 32."""
 DURATION_BINS_S = (0, 1, 2, 4, 8, 16, 32, 64, float("inf"))
 WINDOWS = (1, 2, 4, 8, 16, 32)
-PHASE_NAMES = ("background", "onset", "body", "key", "offset")
 PROBE_L2 = 1e-2  # ridge penalty on standardised features, fixed (not tuned)
 MAX_PROBE_SNIPPETS = 20000  # snippets per probe set (seeded subsample beyond)
 
@@ -171,7 +170,7 @@ def latent_premises(dataset, seed: int = 0) -> dict[str, Any] | None:
     """Context reliability and co-occurrence, phase shares and per-phase probes (synthetic sidecar latents)."""
     rng = np.random.default_rng(seed)
     snippets: dict[str, dict[str, list]] = {"train": {}, "test": {}}
-    context_of_instance, label_of_instance, phase_cells = [], [], np.zeros(len(PHASE_NAMES))
+    context_of_instance, label_of_instance, phase_cells = [], [], np.zeros(len(PHASES))
     for split in ("train", "test"):
         for video_id in dataset.video_ids(split):
             lat = read_latents(dataset.layout.feature_dir, video_id)
@@ -181,14 +180,14 @@ def latent_premises(dataset, seed: int = 0) -> dict[str, Any] | None:
             phase, context, instance = lat["phase"], lat["context"], lat["instance"]
             labels = lat["instance_label"].astype(np.int64)
             action_class = np.where(instance >= 0, labels[np.maximum(instance, 0)], -1)
-            for k in range(1, len(PHASE_NAMES)):
+            for k in range(1, len(PHASES)):
                 mask = phase == k
-                snippets[split].setdefault(PHASE_NAMES[k], []).append((x[mask], action_class[mask]))
+                snippets[split].setdefault(PHASES[k], []).append((x[mask], action_class[mask]))
             coupling = (phase == 0) & (context >= 0)
             snippets[split].setdefault("coupling", []).append((x[coupling], context[coupling].astype(np.int64)))
             snippets[split].setdefault("actionness", []).append((x, phase.astype(np.int64)))
             if split == "test":
-                phase_cells += np.bincount(phase, minlength=len(PHASE_NAMES))
+                phase_cells += np.bincount(phase, minlength=len(PHASES))
                 for j, label in enumerate(labels):
                     seen = context[instance == j]
                     seen = seen[seen >= 0]
@@ -222,8 +221,8 @@ def latent_premises(dataset, seed: int = 0) -> dict[str, Any] | None:
             "contexts_shared_by_several_classes": int(sum(len(r) > 1 for r in cooccurrence.values())),
             "cooccurrence": {c: dict(sorted(r.items())) for c, r in sorted(cooccurrence.items())},
         },
-        "phase_share_of_action_time": {PHASE_NAMES[k]: _round(phase_cells[k] / action_cells)
-                                       for k in range(1, len(PHASE_NAMES))},
+        "phase_share_of_action_time": {PHASES[k]: _round(phase_cells[k] / action_cells)
+                                       for k in range(1, len(PHASES))},
         "class_top1_by_phase": {k: _round(v) for k, v in probes.items() if k != "coupling"},
         "context_top1_from_coupling": _round(probes["coupling"]),
         "actionness_recall_by_phase": recall,
@@ -234,7 +233,7 @@ def _actionness_by_phase(xtr, ptr, xte, pte) -> dict[str, float]:
     """A class-agnostic ridge probe (action vs background) fitted on training snippets: the share of test
     snippets of each phase it calls action (background: its false-alarm rate)."""
     called = ridge_classify(xtr, (ptr > 0).astype(np.int64), xte, l2=PROBE_L2) == 1
-    return {PHASE_NAMES[k]: _round(called[pte == k].mean()) for k in range(len(PHASE_NAMES)) if (pte == k).any()}
+    return {PHASES[k]: _round(called[pte == k].mean()) for k in range(len(PHASES)) if (pte == k).any()}
 
 
 def measure_premises(cfg: dict[str, Any], dataset) -> dict[str, Any]:
