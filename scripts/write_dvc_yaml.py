@@ -17,7 +17,8 @@ def deps(*mods, indent=6):
 params = load_params()
 tables = [t for fam in params["pipeline"]["tables"].values() for t in fam]
 text = '''# talbench pipeline, read top to bottom:
-#   synth -> proposals (BSN, shared by the detector tables) -> <family>@<table id> (one per active benchmark)
+#   synth -> premises (the data's premises, measured)
+#         -> proposals (BSN, shared by the detector tables) -> <family>@<table id> (one per active benchmark)
 #   -> leaderboard
 # `dvc repro` runs it offline on the CPU; params.yaml is the single source of every hyper-parameter.
 # Values a command reads itself are listed under `params:`; values interpolated into `cmd` rerun the
@@ -25,9 +26,10 @@ text = '''# talbench pipeline, read top to bottom:
 # the code lists are the static import closures of the modules named in their comments (a test keeps them in
 # step with the code: talbench.benchmark.pipeline.family_stage builds the family stages), so a change to one
 # model family, the leaderboard or the tuning code reruns nothing else. Switch data with
-# `dvc exp run -S data.source=thumos14` (docs/pipeline.md): the real features are pinned by datasets.dvc (md5
-# of the archive, unpacked on first use; DVC cannot take a .dvc file as a dependency) and every run records the
-# data checksum; the synthetic data is the `synth` stage's output, a dependency of the stages that read it.
+# `dvc exp run -S data.source=thumos14` (docs/pipeline.md): the real features are pinned by datasets.dvc and
+# activitynet.dvc (md5 of the archive, unpacked on first use; DVC cannot take a .dvc file as a dependency) and every
+# run records the data checksum; the synthetic data is the `synth` stage's output, a dependency of the stages that
+# read it.
 stages:
   # 1. The embedded synthetic benchmark (ActionFormer THUMOS14 layout) for the active profile.
   synth:
@@ -40,6 +42,24 @@ stages:
       - data.synthetic_root
     outs:
       - ${data.synthetic_root}/${data.profile}
+
+  # 1b. The data's premises, measured (docs/synthetic.md, "Premises"): multi-class videos, context reliability,
+  #     the pipeline's video-level classifier top-1, durations and pyramid levels, per-phase probes.
+  premises:
+    cmd: talbench premises
+    deps:
+      - ${data.synthetic_root}/${data.profile}
+      # code: the import closure of talbench.premises
+''' + deps("talbench.premises") + '''    params:
+      - data
+      - test_time
+      - run.torch_threads
+      - profiles.${data.profile}.data
+      - profiles.${data.profile}.test_time
+      - profiles.${data.profile}.run
+    metrics:
+      - results/premises.json:
+          cache: false
 
   # 2. BSN proposals for every video (used by the D-Net and RefactorNet detectors), AR@AN on the test split.
   proposals:

@@ -143,6 +143,21 @@ def proposals(
 
 
 @app.command()
+def premises(
+    profile: Annotated[str | None, typer.Option(help="params profile (default: data.profile)")] = None,
+    data: Annotated[str | None, typer.Option(help="data source: synthetic, thumos14 or activitynet")] = None,
+    out: Annotated[Path, typer.Option(help="where to write the measurements")] = Path("results/premises.json"),
+    reference: Annotated[Path | None, typer.Option(help="also the annotation statistics of real annotations: "
+                                                        "a THUMOS14 JSON or a folder of BMN ActivityNet files")] = None,
+) -> None:
+    """Measure the data's premises (multi-class videos, context reliability, video-level classifier, ...)."""
+    from talbench.premises import run_premises_stage
+
+    with _command():
+        run_premises_stage(profile=profile, data_source=data, out=out, reference=reference, console=console)
+
+
+@app.command()
 def run(
     table: Annotated[str, typer.Argument(help="benchmark id, e.g. dnet.table1")],
     rows: Annotated[str | None, typer.Option(help="comma-separated row names or indices")] = None,

@@ -111,13 +111,17 @@ def _label_id(file: Path, video: str, index: int, value) -> int | None:
 
 
 def load_thumos14_annotations(
-    path: str | Path, taxonomy: list[str] | None = None, subsets: dict[str, str] = THUMOS14_SUBSETS
+    path: str | Path,
+    taxonomy: list[str] | None = None,
+    subsets: dict[str, str] = THUMOS14_SUBSETS,
+    fps_required: bool = True,
 ) -> Annotations:
-    """Read an ActionFormer-layout JSON (THUMOS14 or the synthetic benchmark).
+    """Read an ActionFormer-layout JSON (THUMOS14, ActivityNet or the synthetic benchmark).
 
     ``taxonomy`` (label id = position) is checked when given; otherwise it is taken from the file's
     ``label``/``label_id`` pairs, which must be one-to-one (ActionFormer builds its label dict the same way).
     ``subsets`` maps subset names (case-insensitive, as ActionFormer) to splits; other subsets are skipped.
+    Without ``fps_required`` a video may lack ``fps`` (NaN: its feature grid has a fixed rate, ActivityNet TSP).
     """
     path = Path(path)
     root = read_json(path, "annotation file")
@@ -129,14 +133,14 @@ def load_thumos14_annotations(
     for video_id, info in database.items():
         if not isinstance(info, dict):
             raise DataError.at(path, "entry must be an object", video=video_id)
-        for key in ("subset", "duration", "fps"):
+        for key in ("subset", "duration", "fps") if fps_required else ("subset", "duration"):
             if key not in info:
                 raise DataError.at(path, "missing", video=video_id, field=key)
         split = subsets.get(str(info["subset"]).lower())
         if split is None:
             continue
         duration = _number(path, video_id, "duration", info["duration"])
-        fps = _number(path, video_id, "fps", info["fps"])
+        fps = _number(path, video_id, "fps", info["fps"]) if "fps" in info else float("nan")
         if duration <= 0 or fps <= 0:
             raise DataError.at(
                 path, "must be positive", video=video_id, field="duration" if duration <= 0 else "fps"

@@ -1,4 +1,5 @@
-"""datasets.dvc: pins the ActionFormer THUMOS14 archive and never enters the default pipeline."""
+"""datasets.dvc and activitynet.dvc: pin ActionFormer's THUMOS14 and ActivityNet archives and never enter the
+default pipeline."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from talbench.config import load_params
 
 DVC = [sys.executable, "-m", "dvc"]
 PINNED_MD5 = "375f76ffbf7447af1035e694971ec9b2"
+ANET_MD5 = "c415f50120b9425ee1ede9ac3ce11203"  # ActionFormer README, ../shared/data/README.md
 
 
 def test_pin_matches_params():
@@ -27,6 +29,16 @@ def test_pin_matches_params():
     assert data["thumos14_archive_md5"] == PINNED_MD5
     assert "1zt2eoldshf99vJMDuu8jqxda55dCyhZP" in pin["deps"][0]["path"]  # ActionFormer's Google Drive file
     assert "data/archives" not in (REPO / "dvc.yaml").read_text()  # no stage of the pipeline reads it
+
+
+def test_activitynet_pin_matches_params():
+    pin = yaml.safe_load((REPO / "activitynet.dvc").read_text())
+    anet = load_params()["data"]["activitynet"]
+    assert pin["frozen"] is True
+    assert pin["outs"] == [{"md5": ANET_MD5, "hash": "md5", "path": anet["archive"]}]
+    assert anet["archive_md5"] == ANET_MD5 and anet["archive"].endswith("anet_1.3.tar.gz")
+    assert "1VW8px1Nz9A17i0wMVUfxh6YsPCLVqL-S" in pin["deps"][0]["path"]  # ActionFormer's Google Drive file
+    assert "data/archives" not in (REPO / "dvc.yaml").read_text()
 
 
 @pytest.fixture
@@ -44,16 +56,18 @@ def dvc_repo(tmp_path):
     assert run("git", "init", "-q").returncode == 0
     assert run(*DVC, "init", "-q").returncode == 0
     shutil.copy(REPO / "datasets.dvc", repo / "datasets.dvc")
+    shutil.copy(REPO / "activitynet.dvc", repo / "activitynet.dvc")
     (repo / "dvc.yaml").write_text("stages:\n  hello:\n    cmd: echo hi > out.txt\n    outs: [out.txt]\n")
     return repo, run
 
 
 def test_status_and_default_repro_without_the_archive(dvc_repo):
     repo, run = dvc_repo
-    status = run(*DVC, "status", "datasets.dvc")
+    status = run(*DVC, "status", "datasets.dvc", "activitynet.dvc")
     assert status.returncode == 0, status.stderr
-    # only the (expected) missing archive; the hand-written stage hash is the one DVC computes
+    # only the (expected) missing archives; the hand-written stage hashes are the ones DVC computes
     assert "not in cache:       data/archives/thumos.tar.gz" in status.stdout
+    assert "not in cache:       data/archives/anet_1.3.tar.gz" in status.stdout
     assert "changed checksum" not in status.stdout
     repro = run(*DVC, "repro")
     assert repro.returncode == 0, repro.stderr

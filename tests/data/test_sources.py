@@ -1,8 +1,11 @@
-"""ActivityNet v1.3 annotations (real BMN files) and UntrimmedNet scores (real uNet_test.npy)."""
+"""ActivityNet v1.3 annotations (real BMN files; ActionFormer's archive layout) and UntrimmedNet scores (real
+uNet_test.npy)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import pytest
 from helpers.paths import SHARED_DATA
 
 from talbench.config import load_params, resolve
-from talbench.data import open_dataset
+from talbench.data import install_activitynet_archive, open_dataset
 from talbench.data.activitynet import load_activitynet_annotations
 from talbench.data.annotations import THUMOS14_CLASSES, load_thumos14_annotations
 from talbench.data.untrimmednet import load_untrimmednet_scores
@@ -55,7 +58,7 @@ def test_open_activitynet(tmp_path, anet):
     root = _small_anet(tmp_path, anet, train + test)
     cfg = resolve(load_params(), "smoke")
     cfg["data"]["source"] = "activitynet"
-    cfg["data"]["activitynet"]["root"] = str(root)
+    cfg["data"]["activitynet"].update(root=str(root), annotation_format="bmn")
     ds = open_dataset(cfg)
     assert ds.video_ids("train") == sorted(train) and ds.video_ids("test") == sorted(test)
     assert ds.features(test[0], "rgb").shape == (10, 512) and ds.stream_dim("both") == 512
@@ -65,6 +68,52 @@ def test_open_activitynet(tmp_path, anet):
         ds.features(test[0], "flow")
     expected = anet.instances[anet.instances["video_id"].isin(test)]
     assert len(ds.instances("test")) == len(expected)
+
+
+def _actionformer_release(folder: Path, anet, videos: list[str], cells: int = 10) -> Path:
+    """A stand-in for ActionFormer's anet_1.3.tar.gz: ``anet_1.3/annotations/anet1.3_tsp_filtered.json`` (keys
+    without ``v_``, no fps) and ``anet_1.3/tsp_features/v_<id>.npy``, from the real BMN annotations."""
+    release = folder / "anet_1.3"
+    (release / "annotations").mkdir(parents=True)
+    (release / "tsp_features").mkdir()
+    database = json.loads((ANET / "anet_anno_action.json").read_text())
+    subset = {"train": "training", "test": "validation"}
+    labels = sorted({a["label"] for v in videos for a in database[v]["annotations"]})  # ids 0..C-1 of this subset
+    entries = {}
+    for v in videos:
+        annotations = [{"label": a["label"], "segment": a["segment"], "label_id": labels.index(a["label"])}
+                       for a in database[v]["annotations"]]
+        entries[v.removeprefix("v_")] = {"subset": subset[anet.videos.loc[v, "split"]],
+                                         "duration": database[v]["duration_second"], "annotations": annotations}
+        np.save(release / "tsp_features" / f"{v}.npy", np.ones((cells, 512), np.float32))
+    (release / "annotations" / "anet1.3_tsp_filtered.json").write_text(json.dumps({"database": entries}))
+    archive = folder / "anet_1.3.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(release, arcname="anet_1.3")
+    return archive
+
+
+def test_activitynet_archive_is_verified_and_unpacked_on_first_use(tmp_path, anet):
+    train = anet.videos.index[anet.videos["split"] == "train"][:3].tolist()
+    test = anet.videos.index[anet.videos["split"] == "test"][:2].tolist()
+    archive = _actionformer_release(tmp_path / "release", anet, train + test)
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    with pytest.raises(DataError, match=f"field 'md5': md5 {md5} differs from the pinned c415f501"):
+        install_activitynet_archive(archive, tmp_path / "out", md5="c415f50120b9425ee1ede9ac3ce11203", progress=False)
+    assert not (tmp_path / "out").exists()
+    cfg = resolve(load_params(), "activitynet")
+    cfg["data"]["source"] = "activitynet"
+    cfg["data"]["activitynet"].update(root=str(tmp_path / "missing"), archive=str(tmp_path / "none.tar.gz"))
+    with pytest.raises(DataError, match="`dvc update activitynet.dvc`"):
+        open_dataset(cfg)
+    cfg["data"]["activitynet"].update(root=str(tmp_path / "out"), archive=str(archive), archive_md5=md5)
+    ds = open_dataset(cfg)
+    assert (tmp_path / "out" / "tsp_features" / f"{test[0]}.npy").is_file()
+    assert ds.video_ids("train") == sorted(train) and ds.video_ids("test") == sorted(test)
+    assert ds.features(test[0]).shape == (10, 512) and ds.fps(test[0]) == 15.0
+    expected = anet.instances[anet.instances["video_id"].isin(test)]
+    assert ds.instances("test")[["video_id", "label", "start", "end"]].sort_values(["video_id", "start"]).to_numpy(
+    ).tolist() == expected[["video_id", "label", "start", "end"]].sort_values(["video_id", "start"]).to_numpy().tolist()
 
 
 def test_activitynet_bad_label(tmp_path, anet):

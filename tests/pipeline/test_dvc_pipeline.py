@@ -202,8 +202,8 @@ def test_family_stages_are_the_codes_view():
         assert not [d for d in deps if d.startswith(("talbench/leaderboard", "talbench/tune", "talbench/benchmark"))]
         for other in set(FAMILIES) - {name}:
             assert not [d for d in deps if f"runners/{other}/" in d], (name, other)
-    for stage, module in (("synth", "talbench.data.synthetic.generate"), ("proposals", "talbench.runners.bsn.stage"),
-                          ("leaderboard", "talbench.leaderboard.generate")):
+    for stage, module in (("synth", "talbench.data.synthetic.generate"), ("premises", "talbench.premises"),
+                          ("proposals", "talbench.runners.bsn.stage"), ("leaderboard", "talbench.leaderboard.generate")):
         code = [d for d in pipeline["stages"][stage]["deps"] if d.startswith("talbench/")]
         assert code == relative_paths(REPO, module), stage
     from talbench.runners.common.checkpoints import EXECUTION_MODULE
@@ -234,6 +234,7 @@ def test_committed_pipeline_outputs_do_not_count_as_dirty():
                     (path, options), = entry.items()
                     if options and options.get("cache") is False:
                         committed.append(path)
-    assert len(committed) == 10  # proposals metrics, 2 families' table metrics, leaderboards, 2 studies x 3 files
+    assert len(committed) == 11  # premises and proposals metrics, 2 families' table metrics, leaderboards,
+    # 2 studies x 3 files
     for path in committed:
         assert any(path == out or path.startswith(f"{out}/") for out in PIPELINE_OUTPUTS), path

@@ -53,7 +53,8 @@ def test_stage_writes_every_video_and_results(stage):
     assert frame.groupby("video_id").size().max() <= 200  # tiny: max_proposals
     # score = p_start x p_end x p_conf before Soft-NMS decay, never above it
     product = frame["xmin_score"] * frame["xmax_score"] * frame["iou_score"]
-    assert (frame["score"] <= product + 1e-6).all()
+    # the CSV rounds each of the four numbers to 6 decimals (+-5e-7; components <= 1): up to 2e-6 apart
+    assert (frame["score"] <= product + 2e-6).all()
     cfg = {"data": {"source": "synthetic", "profile": "tiny"}, "bsn": {"source": "bsn"}}
     assert len(load_detector_proposals(cfg, files, root=root)) == len(frame)
 

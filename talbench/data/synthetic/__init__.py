@@ -2,7 +2,7 @@
 whose latent factors (phases, context, instances) are known for every snippet.  See docs/synthetic.md."""
 
 from talbench.data.synthetic.config import SynthConfig, parse_config
-from talbench.data.synthetic.generate import SynthReport, generate
+from talbench.data.synthetic.generate import SynthReport, generate, read_latents
 from talbench.data.synthetic.taxonomy import PHASES
 
-__all__ = ["PHASES", "SynthConfig", "SynthReport", "generate", "parse_config"]
+__all__ = ["PHASES", "SynthConfig", "SynthReport", "generate", "parse_config", "read_latents"]

@@ -6,7 +6,7 @@ Every field is documented in docs/synthetic.md; an unknown or out-of-range key i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -70,6 +70,9 @@ class Context(_Strict):
     coupling_fraction: float = Field(ge=0, lt=0.5, description="mean fraction of each free gap with context")
     blur_s: float = Field(gt=0, description="logistic edge scale of context regions (seconds)")
     class_share: float = Field(ge=0, le=1, description="share of the context that is class-specific")
+    reliability: float = Field(
+        ge=0, le=1, description="probability that a video shows its own class's context (else a sibling class's)"
+    )
 
 
 class StreamGains(_Strict):
@@ -87,6 +90,9 @@ class Streams(_Strict):
 
 class SynthConfig(_Strict):
     seed: int = Field(ge=0)
+    layout: Literal["thumos14", "activitynet"] = Field(
+        description="ActionFormer's THUMOS14 I3D files (two streams) or its ActivityNet TSP files (one stream)"
+    )
     fps: float = Field(gt=0)
     feature_stride: int = Field(ge=1)
     clip_frames: int = Field(ge=1)

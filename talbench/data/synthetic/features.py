@@ -82,14 +82,12 @@ def latent_activations(layout: VideoLayout, cfg: SynthConfig, taxonomy: Taxonomy
     weights = rng.dirichlet(np.ones(taxonomy.background_atoms.size))
     act[:, taxonomy.background_atoms] = weights / np.linalg.norm(weights)
 
-    # Context: presence of class c is the soft union of its regions (instance with margins, coupling).
-    around = layout.region_kind <= 1
-    presence = soft_box(t, layout.region_start[around], layout.region_end[around], cfg.context.blur_s)
-    per_class = np.minimum(fixed_order_matmul(presence, np.eye(cfg.num_classes)[layout.region_label[around]]), 1.0)
+    # Context of the video's setting: present on the soft union of its regions (instances with margins, coupling).
+    boxes = soft_box(t, layout.region_start, layout.region_end, cfg.context.blur_s)
+    presence = np.minimum(fixed_order_matmul(boxes, np.ones((boxes.shape[1], 1)))[:, 0], 1.0)
     share = cfg.context.class_share
-    per_family = np.minimum(fixed_order_matmul(per_class, np.eye(cfg.num_families)[taxonomy.family_of_class]), 1.0)
-    act[:, taxonomy.scene_atom] = np.sqrt(1 - share) * per_family
-    act[:, taxonomy.context_atom] = np.sqrt(share) * per_class
+    act[:, taxonomy.scene_atom[taxonomy.family_of_class[layout.setting]]] = np.sqrt(1 - share) * presence
+    act[:, taxonomy.context_atom[layout.setting]] = np.sqrt(share) * presence
 
     # Action phases: soft membership of each of the 4 phases of each instance, scaled by its gain.
     p = cfg.phases

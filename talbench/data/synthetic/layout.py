@@ -25,10 +25,9 @@ class VideoLayout:
     label: np.ndarray  # (J,) class id
     bounds: np.ndarray  # (J, 5) phase boundaries: start, onset|body, body|key, key|offset, end
     gain: np.ndarray  # (J,) action amplitude of the instance
-    region_start: np.ndarray  # (R,) context regions (instances with margins, then coupling regions)
+    setting: int  # the class whose context the video shows (its own class with probability context.reliability)
+    region_start: np.ndarray  # (R,) where the context is visible: instances with margins, then coupling stretches
     region_end: np.ndarray  # (R,)
-    region_label: np.ndarray  # (R,) class whose context is visible
-    region_kind: np.ndarray  # (R,) 2 = instance interior, 1 = margin/extent around it, 0 = coupling
 
     def centers(self, cfg: SynthConfig) -> np.ndarray:
         return (np.arange(self.num_cells) * cfg.feature_stride + cfg.clip_frames / 2) / cfg.fps
@@ -54,12 +53,17 @@ def sample_durations(cfg: SynthConfig, rng: np.random.Generator, n: int) -> np.n
 def sample_layout(cfg: SynthConfig, taxonomy: Taxonomy, rng: np.random.Generator) -> VideoLayout:
     num_c = cfg.num_classes
     # 1. Classes of the video: one, or with second_class_prob two of the same family (as Diving/CliffDiving).
+    #    Its setting (whose class context it shows): its own class with probability context.reliability, else
+    #    another class of the family (a venue shared by several classes: the track of HighJump and LongJump).
     primary = int(rng.integers(num_c))
     siblings = np.flatnonzero(taxonomy.family_of_class == taxonomy.family_of_class[primary])
     siblings = siblings[siblings != primary]
     classes = np.array([primary])
     if siblings.size and rng.uniform() < cfg.second_class_prob:
         classes = np.array([primary, int(rng.choice(siblings))])
+    setting = primary
+    if siblings.size and rng.uniform() >= cfg.context.reliability:
+        setting = int(rng.choice(siblings))
 
     # 2. Instance count (1 + negative binomial with the configured mean) and durations.
     extra_mean = cfg.instances_per_video - 1
@@ -81,7 +85,12 @@ def sample_layout(cfg: SynthConfig, taxonomy: Taxonomy, rng: np.random.Generator
     end = np.minimum(np.round(start + durations, 2), np.floor(duration * 100) / 100)
     start = np.round(start, 2)
     durations = end - start
-    label = rng.choice(classes, size=durations.size)
+    # every class of the video has an instance when there are enough of them
+    codes = rng.integers(classes.size, size=durations.size)
+    if durations.size >= classes.size:
+        codes[rng.permutation(durations.size)[: classes.size]] = np.arange(classes.size)
+    label = classes[codes]
+    classes = classes[np.unique(codes)]
 
     # 4. Phases: onset | body | key | offset, fractions jittered per instance.
     p = cfg.phases
@@ -100,16 +109,12 @@ def sample_layout(cfg: SynthConfig, taxonomy: Taxonomy, rng: np.random.Generator
     length = free * np.minimum(1.0, 2 * cfg.context.coupling_fraction * rng.uniform(size=free.size))
     c_start = free_lo + (free - length) * rng.uniform(size=free.size)
     has = length > 0
-    c_label = rng.choice(classes, size=free.size)
-    region_start = np.concatenate([start, np.maximum(start - margin, 0), c_start[has]])
-    region_end = np.concatenate([end, np.minimum(end + margin, duration), (c_start + length)[has]])
-    region_label = np.concatenate([label, label, c_label[has]])
-    region_kind = np.concatenate([np.full(label.size, 2), np.full(label.size, 1), np.zeros(int(has.sum()), int)])
+    region_start = np.concatenate([np.maximum(start - margin, 0), c_start[has]])
+    region_end = np.concatenate([np.minimum(end + margin, duration), (c_start + length)[has]])
 
     return VideoLayout(
         num_cells=num_cells, duration=duration, classes=classes, start=start, end=end, label=label,
-        bounds=bounds, gain=gain, region_start=region_start, region_end=region_end,
-        region_label=region_label, region_kind=region_kind,
+        bounds=bounds, gain=gain, setting=setting, region_start=region_start, region_end=region_end,
     )
 
 
@@ -125,7 +130,5 @@ def hard_latents(layout: VideoLayout, cfg: SynthConfig) -> dict[str, np.ndarray]
         [~inside, t < b[:, 1], t < b[:, 2], t < b[:, 3]], [0, 1, 2, 3], default=4
     ).astype(np.int8)
     member = (t[:, None] >= layout.region_start[None]) & (t[:, None] < layout.region_end[None])
-    priority = np.where(member, layout.region_kind[None] + 1, 0)
-    best = priority.argmax(axis=1)
-    context = np.where(priority.max(axis=1) > 0, layout.region_label[best], -1)
+    context = np.where(member.any(axis=1), layout.setting, -1)
     return {"phase": phase, "context": context.astype(np.int16), "instance": instance.astype(np.int32)}
