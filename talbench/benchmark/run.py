@@ -202,7 +202,8 @@ def run_table(
             tags = {**common_tags, **keys[plan.index], "kind": "row", "row": plan.row.name,
                     "row_index": str(plan.index), "seed": str(seed), "runner": plan.family.name,
                     "mlflow.parentRunId": parent_id, "reused": "false" if previous is None else "true",
-                    **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {})}
+                    **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {}),
+                    **({"control": plan.row.control} if plan.row.control else {})}
             timing = {"start_time": trained.start_ms, "end_time": trained.end_ms} if trained else {}
             with tracked_run(client, experiment_id, name=f"{plan.row.name} | seed {seed}", tags=tags,
                              **timing) as child_id:
