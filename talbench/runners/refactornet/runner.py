@@ -28,6 +28,7 @@ it yields).
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from talbench.eval.proposals import average_recall
 from talbench.io import atomic_write_json
 from talbench.models.refactornet import (
     COMPONENT_CHOICES,
+    KL_FORMS,
     RefactoredDetector,
     RefactorNet,
     build_model,
@@ -73,7 +75,9 @@ from talbench.runners.refactornet.training import train_encoders, train_end_to_e
 RUNNER = "refactornet"
 PAPER_FEATURE_DIM = 2048  # I3D RGB (1024) and Flow (1024) concatenated (sec. 5.2)
 PAPER_NUM_CLASSES = 20  # THUMOS14
+PAPER_HIDDEN_DIM = 1024  # encoder width of the `paper` profile (the paper gives none; a test checks params.yaml)
 PROPOSAL_FEATURES = ("refactored", "original")  # BSN on F' (sec. 3.6, eq. 6) | the shared BSN on F
+PROPOSAL_ENCODERS = ("final", "stage1")  # BSN on the F' of the encoders after stage 2 | after stage 1
 
 
 def validate_config(cfg: dict) -> dict:
@@ -91,6 +95,11 @@ def validate_config(cfg: dict) -> dict:
     if rc["proposals"]["features"] not in PROPOSAL_FEATURES:
         raise ConfigError(f"params.yaml: refactornet.proposals.features must be one of {PROPOSAL_FEATURES}, "
                           f"got '{rc['proposals']['features']}'")
+    if rc["proposals"]["encoders"] not in PROPOSAL_ENCODERS:
+        raise ConfigError(f"params.yaml: refactornet.proposals.encoders must be one of {PROPOSAL_ENCODERS}, "
+                          f"got '{rc['proposals']['encoders']}'")
+    if rc["kl_form"] not in KL_FORMS:
+        raise ConfigError(f"params.yaml: refactornet.kl_form must be one of {KL_FORMS}, got '{rc['kl_form']}'")
     if rc["proposals"]["gamma"] < 0:
         raise ConfigError("params.yaml: refactornet.proposals.gamma must be >= 0")
     if rc["soft_nms"]["method"] not in ("gaussian", "linear", "hard"):
@@ -100,9 +109,19 @@ def validate_config(cfg: dict) -> dict:
 
 
 def uses_refactored_proposals(model: RefactoredDetector, rc: dict) -> bool:
-    """BSN on F' for RefactorNet's encoders; the Baseline and the Deep Baseline (temporal convolutions at
-    the detector's snippet stride, which do not apply to BSN's feature cells) read the shared BSN proposals."""
-    return isinstance(refactoring_module(model), RefactorNet) and rc["proposals"]["features"] == "refactored"
+    """BSN on the module's output for RefactorNet's encoders and for the Deep Baseline (each gets BSN trained on
+    its own output features); the Baseline (no module) reads the shared BSN proposals of F."""
+    return refactoring_module(model) is not None and rc["proposals"]["features"] == "refactored"
+
+
+def paper_config(cfg: dict) -> dict:
+    """``cfg`` at the paper's sizes (the ``paper`` profile's encoder width; D and C are the counts' arguments),
+    for the parameter counts reported as ``params_m``: a profile's smaller width must not enter them."""
+    paper = copy.deepcopy(cfg)
+    paper["refactornet"]["hidden_dim"] = PAPER_HIDDEN_DIM
+    paper["refactornet"]["component_dim"] = None
+    paper["detector"]["head_hidden"] = None
+    return paper
 
 
 def segments_by_video(proposals: pd.DataFrame, video_ids: list[str]) -> dict[str, np.ndarray]:
@@ -126,7 +145,9 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     truth_groups = {vid: g for vid, g in train_gt.groupby("video_id", sort=False)}
     train_truth = {vid: truth_groups.get(vid, train_gt.iloc[0:0]) for vid in train_ids}
     tt = cfg["test_time"]
-    vscores = video_scores(cfg, dataset, train_ids, eval_ids, seed)
+    # sec. 5.2: video-level classification fusion ([45]) on ActivityNet v1.3 only
+    vscores = video_scores(cfg, dataset, train_ids, eval_ids, seed) \
+        if cfg["data"]["source"] in rc["video_fusion_sources"] else None
     soft_nms = rc["soft_nms"] if rc["soft_nms"]["method"] != "hard" else None
     in_dim = dataset.stream_dim(stream)
 
@@ -145,6 +166,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     else:
         folder.mkdir(parents=True, exist_ok=True)
         pairs, log = train_encoders(cfg, seed, model, train_videos, train_truth, console)
+        stage1_module = copy.deepcopy(refactoring_module(model)) if rc["proposals"]["encoders"] == "stage1" else None
         assigned = assign_training_proposals(dataset, train_ids, shared, train_gt, det["sampling"])
         epoch_segments = segments_by_video(shared, eval_ids)
 
@@ -157,8 +179,8 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
                                after_epoch if report is not None else None)
         start = time.perf_counter()
         if refactored:
-            generated, log["bsn"] = refactored_proposals(cfg, refactoring_module(model), dataset, eval_ids,
-                                                         console)
+            generated, log["bsn"] = refactored_proposals(cfg, stage1_module or refactoring_module(model), dataset,
+                                                         eval_ids, console)
             write_proposals(folder / "proposals", generated, eval_ids)
         log["proposal_seconds"] = time.perf_counter() - start
         atomic_write_json(folder / "train_log.json", log)
@@ -191,7 +213,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     module = refactoring_module(model)
     if isinstance(module, RefactorNet):
         metrics.update(context_probe(module, dataset, {"train": train_videos, "eval": eval_videos}, cfg, seed))
-    paper = parameter_counts(cfg, PAPER_FEATURE_DIM, PAPER_NUM_CLASSES)
+    paper = parameter_counts(paper_config(cfg), PAPER_FEATURE_DIM, PAPER_NUM_CLASSES)
     actual = parameter_counts(cfg, in_dim, len(dataset.classes))
     train_seconds = log["collect_seconds"] + log["stage1_seconds"] + log["proposal_seconds"] + log["stage2_seconds"]
     metrics.update({
