@@ -232,6 +232,8 @@ def run_table(
                 **({"reused_from": previous.info.run_id} if previous is not None else {}),
                 "predictions": (files.PREDICTIONS_DIR / table / name).as_posix(),
                 "metrics": column_metrics(bench, plan.row, metrics, where),
+                **({"reported": {name: metrics.get(metric) for name, metric in bench.reported.items()}}
+                   if bench.reported else {}),
             }
             progress.advance(task)
 

@@ -240,6 +240,11 @@ class Benchmark(_Strict):
         "every printed cell is null and claims are judged on the reproduction only",
     )
     metrics: dict[str, str] = Field(default_factory=dict)
+    reported: dict[str, str] = Field(
+        default_factory=dict,
+        description="runner metrics recorded for every run in results/<table>.json besides the columns (e.g. the "
+        "proposals' AR@AN, a probe's accuracy, the row's seconds): name -> runner metric; shown, never judged",
+    )
     row_defaults: Reproduce | None = Field(
         default=None,
         description="overrides shared by every reproduced row of the table (e.g. its model family), applied "
@@ -262,6 +267,9 @@ class Benchmark(_Strict):
         for column in self.metrics:
             if column not in self.numeric_columns:
                 raise ValueError(f"metrics.{column}: not a numeric column of the table {self.columns}")
+        for name in self.reported:
+            if name in self.columns:
+                raise ValueError(f"reported.{name}: a column of the table (reported metrics are not columns)")
         names = [row.name for row in self.rows]
         for i, row in enumerate(self.rows):
             if row.name in names[:i]:

@@ -167,6 +167,7 @@ def render_table(view: TableView) -> list[str]:
             )
             lines.append(f"- {_cell(row.name)}: {runs}")
         lines.append("")
+        lines += _reported_table(bench, result)
 
     if bench.claims:
         missing = "not run (pending)" if bench.status == "pending" else "not run"
@@ -179,6 +180,26 @@ def render_table(view: TableView) -> list[str]:
             )
     else:
         lines.append("No claim of the paper is judged on this table.")
+    lines.append("")
+    return lines
+
+
+def _reported_table(bench: Benchmark, result: TableResult) -> list[str]:
+    """The benchmark's ``reported`` metrics per row (mean ± std over seeds), recorded but never judged."""
+    stats = result.stats("reported")
+    names = [n for n in bench.reported if any(n in s for s in stats.values())]
+    if not names:
+        return []
+    lines = ["Also recorded for every run (mean ± std over seeds; not judged): "
+             + "; ".join(f"`{n}` = runner metric `{bench.reported[n]}`" for n in names) + ".", ""]
+    lines.append("| Row | " + " | ".join(_cell(n) for n in names) + " |")
+    lines.append("|" + "---|" * (len(names) + 1))
+    for row in bench.rows:
+        if row.name not in stats:
+            continue
+        cells = [f"{stats[row.name][n].mean:.2f} ± {stats[row.name][n].std:.2f}" if n in stats[row.name] else "—"
+                 for n in names]
+        lines.append(f"| {_cell(_row_label(row))} | " + " | ".join(cells) + " |")
     lines.append("")
     return lines
 

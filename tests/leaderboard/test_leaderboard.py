@@ -229,7 +229,8 @@ def _fake_result(rows: dict[str, list[float]] = FAKE_RUNS) -> dict:
     for r, (name, values) in enumerate(rows.items()):
         runs = [
             {"seed": s, "run_id": f"testrun{r}{s}", "reused": s == 2,
-             "metrics": {"fusion": v, "rgb": v - 5, "flow": v + 3, "params_m": 11.7}}
+             "metrics": {"fusion": v, "rgb": v - 5, "flow": v + 3, "params_m": 11.7},
+             "reported": {"row_seconds": 10.0 + s}}
             for s, v in enumerate(values)
         ]
         out_rows.append({"name": name, "config_hash": "c", "train_hash": "t", "runs": runs})
@@ -355,6 +356,14 @@ def test_parameter_counts_are_shown_as_computed(workspace):
     page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
     assert "| 10.1 · **11.70** computed (+1.60) |" in page and "11.70 ± 0.00" not in page
     assert "params_m: **computed** from the model's definition at the paper's dimensions" in page
+
+
+def test_reported_metrics_are_shown_per_row_not_judged(workspace):
+    page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
+    table1 = page.split("## dnet.table1")[1].split("## dnet.table2")[0]
+    assert "Also recorded for every run (mean ± std over seeds; not judged): `row_seconds` = runner metric " \
+           "`time/row_s`." in table1
+    assert "| Row | row_seconds |" in table1 and "| + D-Net | 11.00 ± 1.00 |" in table1
 
 
 def test_no_number_without_a_run(workspace):
