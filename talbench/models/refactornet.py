@@ -41,7 +41,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from talbench.models import count_parameters
-from talbench.models.proposal_detector import IdentityEncoder, ProposalDetector, aggregation_bins, gather_regions
+from talbench.models.proposal_detector import (
+    IdentityEncoder,
+    ProposalDetector,
+    aggregation_bins,
+    gather_regions,
+)
 
 COMPONENT_CHOICES = ("action", "action_cooccurrence")
 KL_FORMS = ("per_sample", "batch")

@@ -209,3 +209,26 @@ def test_linear_probe_separable_and_random():
     assert bad.accuracy < 0.5
     with pytest.raises(ValueError):
         linear_probe(x[:10, :2], labels[:10], x[:10], labels[:10])
+
+
+def test_parameter_counts_at_the_papers_dimensions():
+    """D = 2048 (RGB & Flow), 20 classes, the paper profile's encoder width 1024 (docs/refactornet.md)."""
+    from talbench.benchmark.rows import row_config
+    from talbench.benchmark.schema import load_benchmark
+    from talbench.config import load_params
+    from talbench.models.refactornet import parameter_counts
+
+    def counts(table: str, row: str) -> dict[str, int]:
+        bench = load_benchmark(table)
+        return parameter_counts(row_config(load_params(), "paper", bench, bench.row(row), table), 2048, 20)
+
+    detector = 96_569_387  # RoI pooling, three head MLPs of 2 x 2048 on 4 x 2048 / 8 x 2048 inputs
+    assert counts("refactornet.table2", "Baseline") == {"refactoring": 0, "detector": detector, "total": detector}
+    refactor = counts("refactornet.table2", "Baseline + RefactorNet")
+    assert refactor == {"refactoring": 7_345_152, "detector": detector, "total": 7_345_152 + detector}
+    deep = counts("refactornet.table2", "Deep Baseline")
+    assert deep["refactoring"] == 7_350_870 and deep["detector"] == detector  # within 0.08 % of RefactorNet's
+    # without L_KL phi_C has no sigma head (1024 x 1024 + 1024 fewer): L_A + L_C and the control row
+    assert counts("refactornet.table4", "L_A + L_C")["refactoring"] == 6_295_552
+    assert counts("refactornet.table2", "Baseline + encoders, L_D only")["refactoring"] == 6_295_552
+    assert counts("refactornet.table5", "Only action component")["detector"] == 24_167_467  # built at D/2

@@ -8,22 +8,23 @@ Pipeline of one row (sections 3.3-4.2 and 5.2):
 2. Sample collection (sec. 3.3, :mod:`talbench.runners.refactornet.coupling`) on the training snippets.
 3. Stage 1 (sec. 5.2, :mod:`talbench.runners.refactornet.training`): phi_A and phi_C alone,
    ``alpha (L_A + L_C)`` (eqs. 1, 2, 5), Adam.
-4. Stage 2 (sec. 5.2): the whole network end to end, ``L_R + L_D`` (eqs. 5, 7), Adam, with the refactoring
-   module in the shared detector's encoder slot and RoI-pooled proposal features with three MLP heads
-   (``detector.aggregation: roi_pool``, as the benchmark rows set it), on the labelled proposals of the
-   training videos from the shared BSN stage (the only proposals that exist before F' is final).
-5. Proposals of the evaluation videos (sec. 3.6 and 4.2, eq. 6): BSN trained on the final F' of the training
-   videos with ``L_P = L_bl^s + gamma L_bl^e`` (:mod:`talbench.runners.refactornet.proposals`); the Baseline,
-   the Deep Baseline and ``refactornet.proposals.features: original`` read the shared BSN proposals.
-6. Inference (sec. 4.2): score = classification x completeness, Soft-NMS; mAP, table 3's classification
-   accuracy and mean tIoU of high-quality proposals, AR@AN of the row's proposals, and the context probe
-   (figure 4 as a number).
+4. Stage 2 (sec. 5.2): the whole network end to end, ``L_R + L_D`` (eqs. 5, 7), Adam, with the module mapping each
+   video's snippet sequence F to F' before the shared detector, RoI-pooled proposal features and three head MLPs
+   (``detector.aggregation: roi_pool``, ``head_mlps: 3``, as the benchmark rows set them), on the labelled
+   proposals of the training videos from the shared BSN stage (the only proposals that exist before F' is final).
+5. Proposals of the evaluation videos (sec. 3.6 and 4.2, eq. 6): BSN trained on the module's output for the
+   training videos with ``L_P = L_bl^s + gamma L_bl^e`` (:mod:`talbench.runners.refactornet.proposals`), for
+   RefactorNet and the Deep Baseline alike; the Baseline and ``refactornet.proposals.features: original`` read the
+   shared BSN proposals.
+6. Inference (sec. 4.2): score = classification x completeness, Soft-NMS (video-level classification fusion only
+   on ``refactornet.video_fusion_sources``: ActivityNet, sec. 5.2); mAP, table 3's classification accuracy and
+   mean tIoU of high-quality proposals, AR@AN of the row's proposals, and the context probe (figure 4 as a number).
 
 Variants (params ``refactornet.*``): ``enabled: false`` is the Baseline (detector on the original
-features), ``deep_baseline: true`` the Deep Baseline (temporal 1-D convolutions of the encoders' size and
-depth, trained with L_D only), ``use_la_lc`` / ``use_kl`` table 4, ``components`` table 5. Every variant
-trains the detector with the same stage-2 schedule, so rows differ only in the refactoring (and the proposals
-it yields).
+features), ``deep_baseline: true`` the Deep Baseline (temporal 1-D convolutions over the snippet sequence, of the
+encoders' size and depth, trained with L_D only), ``use_la_lc`` / ``use_kl`` table 4 (both off: table 2's control
+row, the encoders trained with L_D only), ``components`` table 5. Every variant trains the detector with the same
+stage-2 schedule, so rows differ only in the module before the detector (and the proposals it yields).
 """
 
 from __future__ import annotations
@@ -131,9 +132,9 @@ def segments_by_video(proposals: pd.DataFrame, video_ids: list[str]) -> dict[str
 
 def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, float], None] | None = None) -> RowOutcome:
     """Train (or load) from ``models/refactornet/<train_hash>/seed<k>/`` and evaluate one row. The detector
-    trains on the shared BSN proposals of the training videos; the evaluation videos' proposals of a row with
-    RefactorNet come from BSN trained on its final F' and are saved in the checkpoint folder
-    (``proposals/<video>.csv``)."""
+    trains on the shared BSN proposals of the training videos; the evaluation videos' proposals of a row with a
+    module (RefactorNet, the Deep Baseline) come from BSN trained on its output (after stage 2, or stage 1 with
+    ``proposals.encoders: stage1``) and are saved in the checkpoint folder (``proposals/<video>.csv``)."""
     rc = validate_config(cfg)
     det = cfg["detector"]
     stream = rc["stream"]
