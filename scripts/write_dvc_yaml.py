@@ -2,10 +2,12 @@
 code closures of synth, proposals and leaderboard, the leaderboard's inputs from pipeline.tables. Run it after adding
 a family or changing a closure: `python scripts/write_dvc_yaml.py` (tests/pipeline/test_dvc_pipeline.py checks it)."""
 import yaml
+
 from talbench.benchmark.pipeline import family_stage
 from talbench.code_scope import relative_paths
 from talbench.config import REPO_ROOT, load_params
 from talbench.runners.families import FAMILIES
+
 
 def block(name, stage, indent="  "):
     text = yaml.safe_dump({name: stage}, sort_keys=False, default_flow_style=False, width=200)
@@ -108,4 +110,4 @@ text += '''
       - leaderboards:
           cache: false
 '''
-open("dvc.yaml", "w").write(text)
+(REPO_ROOT / "dvc.yaml").write_text(text, encoding="utf-8")

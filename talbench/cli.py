@@ -134,12 +134,14 @@ def evaluate(
 def proposals(
     profile: Annotated[str | None, typer.Option(help="params profile (default: data.profile)")] = None,
     data: Annotated[str | None, typer.Option(help="data source: synthetic or thumos14")] = None,
+    train_split: Annotated[str | None, typer.Option(help="train BSN on this split (default: bsn.train_split); "
+                                                         "train_fit: the tuning's proposals, AR on the holdout")] = None,
 ) -> None:
     """Train BSN on the training videos and write its proposals for every video (a DVC stage)."""
     from talbench.runners.bsn.stage import run_proposal_stage
 
     with _command():
-        run_proposal_stage(profile=profile, data_source=data, console=console)
+        run_proposal_stage(profile=profile, data_source=data, console=console, train_split=train_split)
 
 
 @app.command()

@@ -42,6 +42,7 @@ class RunRecord(_Record):
     reused: bool = False
     predictions: str | None = None  # the run's prediction file, relative to the results folder's parent
     metrics: dict[str, float | None]
+    reported: dict[str, float | None] = Field(default_factory=dict)  # the benchmark's `reported:` metrics
 
 
 class RowResult(_Record):
@@ -78,14 +79,16 @@ class TableResult(_Record):
     seeds: list[int]
     rows: list[RowResult]
 
-    def stats(self) -> dict[str, dict[str, Stat]]:
-        """``{row: {column: Stat(mean, std, n)}}`` over the runs that report the column."""
+    def stats(self, field: str = "metrics") -> dict[str, dict[str, Stat]]:
+        """``{row: {column: Stat(mean, std, n)}}`` over the runs that report the column (``field="reported"``:
+        the same for the benchmark's reported metrics)."""
         out: dict[str, dict[str, Stat]] = {}
         for row in self.rows:
-            columns = sorted({c for run in row.runs for c, v in run.metrics.items() if v is not None})
+            records = [getattr(run, field) for run in row.runs]
+            columns = sorted({c for values in records for c, v in values.items() if v is not None})
             out[row.name] = {}
             for column in columns:
-                values = [r.metrics[column] for r in row.runs if r.metrics.get(column) is not None]
+                values = [r[column] for r in records if r.get(column) is not None]
                 out[row.name][column] = Stat(*mean_std(values), len(values))
         return out
 
@@ -174,6 +177,9 @@ def load_table_result(path: Path, bench: Benchmark) -> TableResult:
             unknown = sorted(set(run.metrics) - set(bench.columns))
             if unknown:
                 raise ConfigError(f"{path}: rows[{i}].runs[{j}].metrics: unknown column(s) {unknown}")
+            unknown = sorted(set(run.reported) - set(bench.reported))
+            if unknown:
+                raise ConfigError(f"{path}: rows[{i}].runs[{j}].reported: not in the benchmark's reported {unknown}")
     return result
 
 

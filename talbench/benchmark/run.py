@@ -248,7 +248,8 @@ def run_table(
             tags = {**common_tags, **keys[plan.index], "kind": "row", "row": plan.row.name,
                     "row_index": str(plan.index), "seed": str(seed), "runner": plan.family.name,
                     "mlflow.parentRunId": parent_id, "reused": "false" if previous is None else "true",
-                    **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {})}
+                    **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {}),
+                    **({"control": plan.row.control} if plan.row.control else {})}
             timing = {"start_time": trained.start_ms, "end_time": trained.end_ms} if trained else {}
             with tracked_run(client, experiment_id, name=f"s{seed} {plan.row.name}", tags=tags,
                              **timing) as child_id:
@@ -278,6 +279,8 @@ def run_table(
                 **({"reused_from": previous.info.run_id} if previous is not None else {}),
                 "predictions": (files.PREDICTIONS_DIR / table / name).as_posix(),
                 "metrics": column_metrics(bench, plan.row, metrics, where),
+                **({"reported": {name: metrics.get(metric) for name, metric in bench.reported.items()}}
+                   if bench.reported else {}),
             }
             progress.advance(task)
 

@@ -42,6 +42,10 @@ from talbench.errors import ConfigError
 
 BENCHMARKS_DIR = REPO_ROOT / "benchmarks"
 
+#: Columns a runner computes from the model's definition rather than measures (parameter counts at the paper's
+#: dimensions): the same for every seed, so the leaderboard shows the count, not a mean and std over seeds.
+COMPUTED_COLUMNS = frozenset({"params_m"})
+
 #: The papers talbench reproduces, in the order the leaderboards list them (titles as published).
 PAPERS: dict[str, dict[str, str]] = {
     "dnet": {
@@ -210,6 +214,11 @@ class Row(_Strict):
         description="a row the table does not print but its claims compare with (e.g. the original model of "
         "a plug-in ablation): its published numbers are read from that table's row for the shared columns",
     )
+    control: str | None = Field(
+        default=None,
+        description="a control row talbench adds because a claim the paper states cannot be tested with the "
+        "paper's own rows (what it controls for): no published numbers; unlike a diagnostic row, claims may name it",
+    )
 
 
 class Benchmark(_Strict):
@@ -231,6 +240,11 @@ class Benchmark(_Strict):
         "every printed cell is null and claims are judged on the reproduction only",
     )
     metrics: dict[str, str] = Field(default_factory=dict)
+    reported: dict[str, str] = Field(
+        default_factory=dict,
+        description="runner metrics recorded for every run in results/<table>.json besides the columns (e.g. the "
+        "proposals' AR@AN, a probe's accuracy, the row's seconds): name -> runner metric; shown, never judged",
+    )
     row_defaults: Reproduce | None = Field(
         default=None,
         description="overrides shared by every reproduced row of the table (e.g. its model family), applied "
@@ -253,13 +267,19 @@ class Benchmark(_Strict):
         for column in self.metrics:
             if column not in self.numeric_columns:
                 raise ValueError(f"metrics.{column}: not a numeric column of the table {self.columns}")
+        for name in self.reported:
+            if name in self.columns:
+                raise ValueError(f"reported.{name}: a column of the table (reported metrics are not columns)")
         names = [row.name for row in self.rows]
         for i, row in enumerate(self.rows):
             if row.name in names[:i]:
                 raise ValueError(f"rows[{i}].name: row name '{row.name}' appears more than once")
-            if row.diagnostic is not None:
+            if row.diagnostic is not None or row.control is not None:
+                kind = "diagnostic" if row.diagnostic is not None else "control"
+                if row.diagnostic is not None and row.control is not None:
+                    raise ValueError(f"rows[{i}]: a row is either diagnostic or a control, not both")
                 if row.published or row.reproduce is None or row.from_table is not None:
-                    raise ValueError(f"rows[{i}]: a diagnostic row has 'reproduce' and no 'published' numbers")
+                    raise ValueError(f"rows[{i}]: a {kind} row has 'reproduce' and no 'published' numbers")
                 continue
             if row.from_table is not None and row.from_table.table.split(".")[0] != self.paper:
                 raise ValueError(f"rows[{i}].from_table: '{row.from_table.table}' is not a table of '{self.paper}'")
@@ -311,8 +331,9 @@ class Benchmark(_Strict):
 
     @property
     def paper_rows(self) -> list[Row]:
-        """The rows the table prints (without talbench's diagnostic rows and rows borrowed from other tables)."""
-        return [row for row in self.rows if row.diagnostic is None and row.from_table is None]
+        """The rows the table prints (without talbench's diagnostic and control rows and rows borrowed from other
+        tables)."""
+        return [row for row in self.rows if row.diagnostic is None and row.control is None and row.from_table is None]
 
     @property
     def numeric_columns(self) -> list[str]:

@@ -35,10 +35,14 @@ COMPONENT_COLUMNS = ["xmin_score", "xmax_score", "iou_score"]
 SOURCES = ("bsn", "turn", "bsn_csv")
 
 
-def proposals_dir(cfg: Mapping[str, Any], root: str | Path = ".") -> Path:
-    """``<root>/proposals/<data.source>-<data.profile>``: where the BSN stage writes its CSVs."""
+def proposals_dir(cfg: Mapping[str, Any], root: str | Path = ".", train_split: str | None = None) -> Path:
+    """Where the BSN stage writes the CSVs of a BSN trained on ``train_split`` (default ``bsn.train_split``):
+    ``<root>/proposals/<data.source>-<data.profile>`` for the training videos (``train``), with a
+    ``-<split>`` suffix for another split (``train_fit``: the tuning's BSN, which never sees the holdout)."""
     data = cfg["data"]
-    return Path(root) / "proposals" / f"{data['source']}-{data['profile']}"
+    split = train_split or cfg["bsn"].get("train_split", "train")
+    suffix = "" if split == "train" else f"-{split}"
+    return Path(root) / "proposals" / f"{data['source']}-{data['profile']}{suffix}"
 
 
 def _is_csv(name: str) -> bool:
@@ -129,14 +133,21 @@ def load_detector_proposals(
     video_ids: Iterable[str],
     durations: Mapping[str, float] | None = None,
     root: str | Path = ".",
+    train_split: str | None = None,
 ) -> pd.DataFrame:
     """The detector's proposals for ``video_ids`` from the source chosen by ``bsn.source``
-    (``video_id, start, end, score``, seconds). ``durations`` is needed for normalised ``bsn_csv`` files."""
+    (``video_id, start, end, score``, seconds). ``durations`` is needed for normalised ``bsn_csv`` files;
+    ``train_split`` picks the BSN stage's output of a BSN trained on that split (``bsn`` source)."""
     bsn = cfg["bsn"]
     source = bsn["source"]
     video_ids = list(video_ids)
     if source == "bsn":
-        return load_proposals(proposals_dir(cfg, root), video_ids)
+        directory = proposals_dir(cfg, root, train_split)
+        if not directory.is_dir():
+            split = train_split or bsn.get("train_split", "train")
+            raise DataError(f"{directory}: no BSN proposals of a BSN trained on '{split}' "
+                            f"(run `talbench proposals --train-split {split}`)")
+        return load_proposals(directory, video_ids)
     path = bsn.get("external_path")
     if not path:
         raise ConfigError(f"params.yaml: bsn.source is '{source}' but bsn.external_path is not set")
@@ -158,9 +169,12 @@ def load_detector_proposals(
 
 
 def detector_proposals(cfg: Mapping[str, Any], dataset, root: str | Path = ".") -> pd.DataFrame:
-    """The detector's proposals (``bsn.source``) of a row's ``run.train_split`` and ``run.eval_split`` videos."""
-    ids = dataset.video_ids(cfg["run"]["train_split"]) + dataset.video_ids(cfg["run"]["eval_split"])
-    return load_detector_proposals(cfg, ids, {v: dataset.duration(v) for v in ids}, root)
+    """The detector's proposals (``bsn.source``) of a row's ``run.train_split`` and ``run.eval_split`` videos,
+    from a BSN trained on ``run.train_split`` (a row trained on ``train_fit`` and evaluated on the holdout
+    reads the proposals of a BSN that never saw the holdout's annotations)."""
+    train_split = cfg["run"]["train_split"]
+    ids = dataset.video_ids(train_split) + dataset.video_ids(cfg["run"]["eval_split"])
+    return load_detector_proposals(cfg, ids, {v: dataset.duration(v) for v in ids}, root, train_split)
 
 
 def proposals_fingerprint(proposals: pd.DataFrame) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from talbench.benchmark.results import SplitScores, Stat, TableResult, TuneResult
-from talbench.benchmark.schema import PAPERS, Benchmark, Claim
+from talbench.benchmark.schema import COMPUTED_COLUMNS, PAPERS, Benchmark, Claim
 from talbench.leaderboard.claims import (
     FAILS,
     HOLDS,
@@ -137,7 +137,10 @@ def render_table(view: TableView) -> list[str]:
             stat = reproduced.get(column)
             if stat is not None:
                 diff = f" ({stat.mean - value:+.2f})" if isinstance(value, int | float) else ""
-                text = f"{text} · **{stat.mean:.2f} ± {stat.std:.2f}**{diff}"
+                if column in COMPUTED_COLUMNS and stat.std == 0:
+                    text = f"{text} · **{stat.mean:.2f}** computed{diff}"
+                else:
+                    text = f"{text} · **{stat.mean:.2f} ± {stat.std:.2f}**{diff}"
             cells.append(_cell(text))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -145,8 +148,15 @@ def render_table(view: TableView) -> list[str]:
         if row.diagnostic:
             lines.append(f"Diagnostic row *{_cell(row.name)}* (talbench's, not in the paper): {row.diagnostic}")
             lines.append("")
+        if row.control:
+            lines.append(f"Control row *{_cell(row.name)}* (talbench's, not in the paper; claims may name it): "
+                         f"{row.control}")
+            lines.append("")
     if result is not None:
-        lines.append("Cells: published · **reproduced mean ± std over seeds** (reproduced − published).")
+        computed = [c for c in bench.columns if c in COMPUTED_COLUMNS and c in bench.metrics]
+        lines.append("Cells: published · **reproduced mean ± std over seeds** (reproduced − published)"
+                     + (f"; {', '.join(computed)}: **computed** from the model's definition at the paper's "
+                        "dimensions (no seed statistic)." if computed else "."))
         lines.append("")
         parent = f" (parent run `{result.parent_run_id}`)" if result.parent_run_id else ""
         lines.append(f"MLflow runs{parent}, experiment `{result.experiment or '—'}` at `{result.tracking_uri or '—'}`:")
@@ -157,6 +167,7 @@ def render_table(view: TableView) -> list[str]:
             )
             lines.append(f"- {_cell(row.name)}: {runs}")
         lines.append("")
+        lines += _reported_table(bench, result)
 
     if bench.claims:
         missing = "not run (pending)" if bench.status == "pending" else "not run"
@@ -173,9 +184,31 @@ def render_table(view: TableView) -> list[str]:
     return lines
 
 
+def _reported_table(bench: Benchmark, result: TableResult) -> list[str]:
+    """The benchmark's ``reported`` metrics per row (mean ± std over seeds), recorded but never judged."""
+    stats = result.stats("reported")
+    names = [n for n in bench.reported if any(n in s for s in stats.values())]
+    if not names:
+        return []
+    lines = ["Also recorded for every run (mean ± std over seeds; not judged): "
+             + "; ".join(f"`{n}` = runner metric `{bench.reported[n]}`" for n in names) + ".", ""]
+    lines.append("| Row | " + " | ".join(_cell(n) for n in names) + " |")
+    lines.append("|" + "---|" * (len(names) + 1))
+    for row in bench.rows:
+        if row.name not in stats:
+            continue
+        cells = [f"{stats[row.name][n].mean:.2f} ± {stats[row.name][n].std:.2f}" if n in stats[row.name] else "—"
+                 for n in names]
+        lines.append(f"| {_cell(_row_label(row))} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
 def _row_label(row) -> str:
     if row.diagnostic:
         return f"*{row.name}* (diagnostic)"
+    if row.control:
+        return f"*{row.name}* (control)"
     if row.from_table is not None:
         return f"{row.name} (printed in {row.from_table.table})"
     return row.name

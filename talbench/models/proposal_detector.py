@@ -6,6 +6,11 @@
       -> A-Net^loc on F^loc of [left region, proposal, right region] -> M^z (eq. 13, C) and M^loc (eq. 14)
     loss eq. 15: cross-entropy + lambda1 smooth-L1 + lambda2 hinge (background excluded) + L_rec (eq. 3)
 
+The heads (``detector.head_mlps``): 2 = M^cls and one MLP shared by M^z and M^loc (D-Net eqs. 12-14, as MUSES's
+``Act_MLP`` / ``Comp_MLP``); 3 = one MLP each for classification, completeness and boundary regression
+(RefactorNet sec. 5.2: "three different MLPs on each proposal for boundary regression, action classification
+and completeness prediction").
+
 The aggregation is A-Net (``detector.aggregation: anet``, D-Net) or temporal RoI pooling
 (``roi_pool``, RefactorNet sec. 5.2, as MUSES / P-GCN): the extended proposal (left region, proposal,
 right region, 1/4 + 1/2 + 1/4 of its length) is max-pooled into ``detector.roi_bins`` bins (MUSES: 8), the
@@ -95,12 +100,15 @@ class ProposalDetector(nn.Module):
     ``M^cls`` is an MLP followed by a fully-connected layer over C+1 classes; ``M^z`` and ``M^loc`` share
     one MLP on ``[f^{L,loc}, f^loc, f^{R,loc}]`` (3D with A-Net) followed by two fully-connected layers (C
     completeness scores; a class-agnostic (centre, log-length) boundary regression as P-GCN/SSN parameterise
-    it). ``roi_bins`` (a multiple of 4) replaces A-Net by RoI pooling of the extended proposal."""
+    it); ``head_mlps=3`` gives the regression its own MLP on the same input (RefactorNet sec. 5.2).
+    ``roi_bins`` (a multiple of 4) replaces A-Net by RoI pooling of the extended proposal."""
 
     def __init__(self, encoder: nn.Module, feature_dim: int, num_classes: int, head_hidden: int,
                  head_layers: int = 2, dropout: float = 0.0, attention: str = "relu_normalized",
-                 roi_bins: int | None = None):
+                 roi_bins: int | None = None, head_mlps: int = 2):
         super().__init__()
+        if head_mlps not in (2, 3):
+            raise ValueError(f"detector.head_mlps must be 2 or 3, got {head_mlps}")
         self.encoder = encoder
         self.num_classes = num_classes
         self.roi_bins = roi_bins
@@ -116,7 +124,8 @@ class ProposalDetector(nn.Module):
             cls_in, loc_in = bins["center"] * feature_dim, roi_bins * feature_dim
         self.cls_mlp = MLP([cls_in] + [head_hidden] * head_layers, dropout=dropout)
         self.cls_fc = nn.Linear(head_hidden, num_classes + 1)  # eq. 12
-        self.loc_mlp = MLP([loc_in] + [head_hidden] * head_layers, dropout=dropout)
+        self.loc_mlp = MLP([loc_in] + [head_hidden] * head_layers, dropout=dropout)  # M^z (and M^loc with 2)
+        self.regression_mlp = MLP([loc_in] + [head_hidden] * head_layers, dropout=dropout) if head_mlps == 3 else None
         self.completeness_fc = nn.Linear(head_hidden, num_classes)  # eq. 13
         self.regression_fc = nn.Linear(head_hidden, 2)  # eq. 14
 
@@ -138,15 +147,21 @@ class ProposalDetector(nn.Module):
         encoded = {region: self.encoder(batch[region]) for region in REGIONS}
         f_cls = self.aggregate("cls", "center", encoded["center"][cls_key], batch["center_mask"], video_global)
         f_loc = [self.aggregate("loc", r, encoded[r][loc_key], batch[f"{r}_mask"], video_global) for r in REGIONS]
-        shared = self.loc_mlp(torch.cat(f_loc, dim=-1))
+        f_loc = torch.cat(f_loc, dim=-1)
+        shared = self.loc_mlp(f_loc)
         out = {
             "cls_logits": self.cls_fc(self.cls_mlp(f_cls)),
             "completeness": self.completeness_fc(shared),
-            "regression": self.regression_fc(shared),
+            "regression": self.regression_fc(shared if self.regression_mlp is None else self.regression_mlp(f_loc)),
         }
         if "rec" in encoded["center"]:
             out["rec_loss"] = reconstruction_loss(batch["center"], encoded["center"]["rec"], batch["center_mask"])
         return out
+
+
+def gather_regions(snippets: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A region's padded snippet features ``snippets[index]`` ``(N, K, D)``, the padded slots (``~mask``) zeroed."""
+    return snippets[index] * mask.unsqueeze(-1)
 
 
 def aggregation_bins(det: dict) -> int | None:
@@ -165,7 +180,8 @@ def build_detector(cfg: dict, feature_dim: int, num_classes: int) -> ProposalDet
     hidden = det["head_hidden"] or feature_dim
     return ProposalDetector(ENCODERS[name](feature_dim, cfg), feature_dim, num_classes, hidden,
                             head_layers=det["head_layers"], dropout=det["dropout"],
-                            attention=cfg["anet"]["attention"], roi_bins=aggregation_bins(det))
+                            attention=cfg["anet"]["attention"], roi_bins=aggregation_bins(det),
+                            head_mlps=det["head_mlps"])
 
 
 @dataclass

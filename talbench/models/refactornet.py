@@ -17,13 +17,19 @@ coupling sample ``c``, section 3.3), so they are per-snippet MLPs (1x1 temporal 
 structure but do not share weights" (section 3.4). Each outputs ``component_dim`` (default half the input),
 so that ``f'`` has the size of ``f`` and the detector is the same for Baseline, Deep Baseline and RefactorNet.
 
-In the detector (sec. 5.2), the refactoring module sits in the encoder slot of the shared proposal detector
-(:class:`RefactoredDetector`): both the classification and the localization branch read ``f'``.
+Eq. 4 (``kl_form: per_sample``, the paper's form): "mu and sigma represent the mean and standard deviation of a
+co-occurrence feature", after the deblurring work it cites [31], whose blur encoder has a mean head and a
+log-variance head on one trunk (``fc_B``, ``fcVar_B``) and draws ``z = mu + sigma eps``. phi_C therefore has,
+besides the layers phi_A has, a parallel last layer giving ``log sigma_i^2`` of each output dimension: in training
+``phi_C(f) = mu + sigma eps`` (reparameterised), at inference ``phi_C(f) = mu`` (deterministic F'); L_KL is the
+KL divergence of each sample's N(mu, sigma^2) from N(0, 1), summed over dimensions and averaged over samples.
+The sigma head exists only for L_KL (a row without L_KL has none). ``kl_form: batch`` is the earlier choice
+kept as an option: mu_i and sigma_i^2 are the moments of dimension i over the mini-batch (no sigma head).
 
-The mean and variance in eq. 4 are those of each dimension ``i`` of the co-occurrence feature over the
-mini-batch of samples (moment matching towards N(0, 1)). A VAE-style second head for sigma (as in the deblurring
-work the paper cites, [31]) would break "the two encoders have the same network structure" and make ``f'``
-stochastic; the batch moments keep both encoders identical and inference deterministic.
+In the detector (sec. 3.5 and 5.2), the module maps the video's snippet sequence F to F' ("we can obtain the new
+video feature sequence F' via RefactorNet") and the shared proposal detector (:class:`RefactoredDetector`) gathers
+the proposal regions from F': both the classification and the localization branch read ``f'``. The Deep
+Baseline (table 2) takes the same place, so its temporal convolutions run over the whole sequence.
 """
 
 from __future__ import annotations
@@ -35,16 +41,26 @@ from torch import nn
 from torch.nn import functional as F
 
 from talbench.models import count_parameters
-from talbench.models.proposal_detector import IdentityEncoder, ProposalDetector, aggregation_bins
+from talbench.models.proposal_detector import (
+    IdentityEncoder,
+    ProposalDetector,
+    aggregation_bins,
+    gather_regions,
+)
 
 COMPONENT_CHOICES = ("action", "action_cooccurrence")
+KL_FORMS = ("per_sample", "batch")
 
 
 class ComponentEncoder(nn.Module):
     """phi_A or phi_C (section 3.4): a per-snippet MLP ``in_dim -> hidden_dim (x num_layers-1) -> out_dim``
-    with ReLU between layers; applied on the last axis, so it takes samples ``(N, D)`` or videos ``(T, D)``."""
+    with ReLU between layers; applied on the last axis, so it takes samples ``(N, D)`` or videos ``(T, D)``.
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2, dropout: float = 0.0):
+    ``log_variance=True`` adds a last layer parallel to the output layer giving ``log sigma^2`` per output
+    dimension (eq. 4 per sample, as [31]); the encoder then samples ``mu + sigma eps`` in training mode."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2, dropout: float = 0.0,
+                 log_variance: bool = False):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -57,16 +73,29 @@ class ComponentEncoder(nn.Module):
                 if dropout > 0:
                     layers.append(nn.Dropout(dropout))
         self.net = nn.Sequential(*layers)
+        self.log_var = nn.Linear(dims[-2], out_dim) if log_variance else None
+
+    def encode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(output, mu, log sigma^2)``: the output is ``mu`` without a variance head or in eval mode, else
+        ``mu + sigma eps`` with ``eps ~ N(0, 1)`` (the reparameterisation of [31]); ``log sigma^2`` or ``None``."""
+        if self.log_var is None:
+            out = self.net(features)
+            return out, out, None
+        trunk = self.net[:-1](features)
+        mu, log_var = self.net[-1](trunk), self.log_var(trunk)
+        if not self.training:
+            return mu, mu, log_var
+        return mu + torch.exp(0.5 * log_var) * torch.randn_like(mu), mu, log_var
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
+        return self.encode(features)[0]
 
 
 class RefactorNet(nn.Module):
     """Feature decoupling (phi_A, phi_C) and recombination f' = phi_A(f) (+) phi_C(f) (eq. 3).
 
-    ``components="action"`` keeps only phi_A(f) (the "Only action component" row of table 5).
-    """
+    ``components="action"`` keeps only phi_A(f) (the "Only action component" row of table 5);
+    ``cooccurrence_log_variance`` gives phi_C its sigma head (eq. 4 per sample)."""
 
     def __init__(
         self,
@@ -76,6 +105,7 @@ class RefactorNet(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.0,
         components: str = "action_cooccurrence",
+        cooccurrence_log_variance: bool = False,
     ):
         super().__init__()
         if components not in COMPONENT_CHOICES:
@@ -85,7 +115,8 @@ class RefactorNet(nn.Module):
         self.component_dim = component_dim
         self.components = components
         self.phi_a = ComponentEncoder(in_dim, hidden_dim, component_dim, num_layers, dropout)
-        self.phi_c = ComponentEncoder(in_dim, hidden_dim, component_dim, num_layers, dropout)
+        self.phi_c = ComponentEncoder(in_dim, hidden_dim, component_dim, num_layers, dropout,
+                                      log_variance=cooccurrence_log_variance)
 
     @property
     def out_dim(self) -> int:
@@ -104,9 +135,10 @@ class RefactorNet(nn.Module):
 
 
 class DeepBaseline(nn.Module):
-    """Deep Baseline of table 2: temporal 1-D convolutions in RefactorNet's slot, with the same depth
-    (``num_layers``) and, through ``hidden_dim`` (see :func:`matched_deep_hidden_dim`), the same number of
-    parameters as the two encoders; input ``(T, D)`` or ``(B, T, D)``, output of the same length."""
+    """Deep Baseline of table 2 ("replacing RefactorNet in our framework with temporal 1D convolutional layers so
+    that its model size and depth are the same"): ``num_layers`` temporal convolutions with the same number of
+    parameters as the two encoders (``hidden_dim``, see :func:`matched_deep_hidden_dim`), run over a video's
+    snippet sequence F; input ``(T, D)`` or ``(B, T, D)``, output of the same length (zero padding at the ends)."""
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2, kernel_size: int = 3):
         super().__init__()
@@ -167,15 +199,20 @@ def cooccurrence_similarity_loss(cooc_of_a: torch.Tensor, cooc_of_c: torch.Tenso
     return 1.0 - F.cosine_similarity(cooc_of_a, cooc_of_c, dim=-1)
 
 
-def kl_normal_loss(cooccurrence: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """L_KL = 1/2 sum_{i=1..D} (mu_i^2 + sigma_i^2 - log sigma_i^2 - 1) (eq. 4), the KL divergence of
-    N(mu, sigma^2) from N(0, 1) summed over dimensions, with mu_i and sigma_i^2 the mean and (biased) variance
-    of dimension i over the samples ``(N, D)`` of the batch."""
+def kl_batch_moments(cooccurrence: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``kl_form: batch``: eq. 4 with mu_i and sigma_i^2 the mean and (biased) variance of dimension i over the
+    samples ``(N, D)`` of the batch (one KL for the batch)."""
     if cooccurrence.dim() != 2 or cooccurrence.shape[0] < 2:
-        raise ValueError(f"kl_normal_loss needs a batch (N >= 2, D), got shape {tuple(cooccurrence.shape)}")
+        raise ValueError(f"kl_batch_moments needs a batch (N >= 2, D), got shape {tuple(cooccurrence.shape)}")
     mu = cooccurrence.mean(dim=0)
     var = cooccurrence.var(dim=0, unbiased=False) + eps
     return 0.5 * (mu.pow(2) + var - var.log() - 1.0).sum()
+
+
+def kl_per_sample(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """Eq. 4 per sample (the paper's form, as [31]): ``1/2 sum_i (mu_i^2 + sigma_i^2 - log sigma_i^2 - 1)``, the
+    KL divergence of N(mu, diag sigma^2) from N(0, 1) of each sample; ``(N, D)`` each -> ``(N,)``."""
+    return 0.5 * (mu.pow(2) + log_var.exp() - log_var - 1.0).sum(dim=-1)
 
 
 def refactoring_loss(
@@ -189,11 +226,13 @@ def refactoring_loss(
     use_kl: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L_R = alpha (L_A + L_C) + beta L_KL (eq. 5) over a batch of (action, coupling) pairs, averaged over pairs;
-    ``alpha`` is one weight per pair (the pair's similarity, section 5.2). The KL term is taken over the
-    co-occurrence components of both the action and the coupling samples of the batch.
-    Returns the loss and its detached parts for logging."""
-    fa_a, fc_a = model.decouple(action)
-    fa_c, fc_c = model.decouple(coupling)
+    ``alpha`` is one weight per pair (the pair's similarity, section 5.2). The KL term covers the co-occurrence
+    components of both the action and the coupling samples of the batch: per sample (averaged) when phi_C has
+    its sigma head (``kl_form: per_sample``), else with the batch moments. Returns the loss and its detached
+    parts for logging."""
+    fa_a, fa_c = model.phi_a(action), model.phi_a(coupling)
+    fc_a, mu_a, log_var_a = model.phi_c.encode(action)
+    fc_c, mu_c, log_var_c = model.phi_c.encode(coupling)
     total = action.new_zeros(())
     parts: dict[str, float] = {}
     if use_la_lc:
@@ -203,7 +242,10 @@ def refactoring_loss(
         parts["L_A"] = float(l_a.detach().mean())
         parts["L_C"] = float(l_c.detach().mean())
     if use_kl:
-        l_kl = kl_normal_loss(torch.cat([fc_a, fc_c], dim=0))
+        if log_var_a is None:
+            l_kl = kl_batch_moments(torch.cat([fc_a, fc_c], dim=0))
+        else:
+            l_kl = kl_per_sample(torch.cat([mu_a, mu_c]), torch.cat([log_var_a, log_var_c])).mean()
         total = total + beta * l_kl
         parts["L_KL"] = float(l_kl.detach())
     parts["L_R"] = float(total.detach())
@@ -213,39 +255,44 @@ def refactoring_loss(
 # ----------------------------------------------------------------------------------------- the detector
 
 
-class FeatureSlot(nn.Module):
-    """Puts a feature module ``(..., D) -> (..., D')`` into the detector's encoder slot: both the
-    classification and the localization branch read the refactored features f' (sec. 3.6)."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        y = self.module(x)
-        return {"cls": y, "loc": y}
-
-
 class RefactoredDetector(ProposalDetector):
-    """The shared proposal detector on refactored features: the region snippets go through the encoder slot
-    (shared detector); with A-Net aggregation, so does the video-level descriptor of A-Net's global context
-    (max over the video's original snippets), as a length-1 sequence, so that every detector input lives in
-    the space of f'. RoI pooling (sec. 5.2) reads the proposal's snippets only."""
+    """The shared proposal detector on the output of a feature module (RefactorNet, the Deep Baseline) or on the
+    original features (``feature_module=None``, the Baseline). The module maps each video's snippet sequence F to
+    F' (sec. 3.5), then the proposal regions are gathered from F' (``<region>_index`` of the batch); with A-Net
+    aggregation the video's global descriptor (eq. 9) is the max over F'."""
+
+    def __init__(self, feature_module: nn.Module | None, feature_dim: int, num_classes: int, head_hidden: int,
+                 **detector_options):
+        super().__init__(IdentityEncoder(), feature_dim, num_classes, head_hidden, **detector_options)
+        self.feature_module = feature_module
+
+    def encode_sequences(self, snippets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """F' of every video of the batch, each video on its own (a convolution never crosses videos)."""
+        return torch.cat([self.feature_module(video) for video in torch.split(snippets, lengths.tolist())])
 
     def forward(self, batch: dict[str, torch.Tensor], cls_feature: str = "F_cls",
                 loc_feature: str = "F_loc") -> dict[str, torch.Tensor]:
-        if self.roi_bins is None:
+        if self.feature_module is not None:
+            encoded = self.encode_sequences(batch["snippets"], batch["lengths"])
             batch = dict(batch)
-            batch["video_global"] = self.encoder(batch["video_global"].unsqueeze(1))["cls"].squeeze(1)
+            for region in ("left", "center", "right"):
+                batch[region] = gather_regions(encoded, batch[f"{region}_index"], batch[f"{region}_mask"])
+            if self.roi_bins is None:
+                per_video = torch.stack([v.amax(dim=0) for v in torch.split(encoded, batch["lengths"].tolist())])
+                batch["video_global"] = per_video[batch["video_index"]]
         return super().forward(batch, cls_feature=cls_feature, loc_feature=loc_feature)
 
 
 def build_feature_module(rc: dict, in_dim: int) -> nn.Module | None:
-    """RefactorNet's phi_A / phi_C, the size-matched Deep Baseline, or ``None`` (Baseline)."""
+    """RefactorNet's phi_A / phi_C, the size-matched Deep Baseline, or ``None`` (Baseline). phi_C has its sigma
+    head when the row trains with L_KL in its per-sample form (eq. 4)."""
     if not rc["enabled"]:
         return None
+    if rc["kl_form"] not in KL_FORMS:
+        raise ValueError(f"refactornet.kl_form must be one of {KL_FORMS}, got {rc['kl_form']!r}")
     refactor = RefactorNet(in_dim, rc["hidden_dim"], rc["component_dim"], rc["num_layers"], rc["dropout"],
-                           rc["components"])
+                           rc["components"],
+                           cooccurrence_log_variance=rc["use_kl"] and rc["kl_form"] == "per_sample")
     if not rc["deep_baseline"]:
         return refactor
     width = matched_deep_hidden_dim(count_parameters(refactor), in_dim, refactor.out_dim, rc["num_layers"],
@@ -254,19 +301,18 @@ def build_feature_module(rc: dict, in_dim: int) -> nn.Module | None:
 
 
 def build_model(cfg: dict, in_dim: int, num_classes: int) -> RefactoredDetector:
-    """Refactoring module (or none) in the encoder slot of the shared detector (``detector`` section)."""
+    """The refactoring module (or none) before the shared detector (``detector`` section)."""
     rc, det = cfg["refactornet"], cfg["detector"]
     module = build_feature_module(rc, in_dim)
-    encoder = IdentityEncoder() if module is None else FeatureSlot(module)
     feature_dim = in_dim if module is None else module.out_dim
     hidden = det["head_hidden"] or feature_dim
-    return RefactoredDetector(encoder, feature_dim, num_classes, hidden, head_layers=det["head_layers"],
+    return RefactoredDetector(module, feature_dim, num_classes, hidden, head_layers=det["head_layers"],
                               dropout=det["dropout"], attention=cfg["anet"]["attention"],
-                              roi_bins=aggregation_bins(det))
+                              roi_bins=aggregation_bins(det), head_mlps=det["head_mlps"])
 
 
 def refactoring_module(model: RefactoredDetector) -> nn.Module | None:
-    return model.encoder.module if isinstance(model.encoder, FeatureSlot) else None
+    return model.feature_module
 
 
 def parameter_counts(cfg: dict, in_dim: int, num_classes: int) -> dict[str, int]:

@@ -64,6 +64,8 @@ def test_results_file_format(first_execution):
             values = [run["metrics"][column] for run in row["runs"]]
             assert row["mean"][column] == pytest.approx(statistics.fmean(values))
             assert row["std"][column] == pytest.approx(statistics.stdev(values))
+        for run in row["runs"]:  # the benchmark's `reported` metrics, recorded per run
+            assert set(run["reported"]) == {"train_s", "row_s"} and run["reported"]["row_s"] > 0
     assert on_disk["rows"][0]["mean"]["fusion"] > 5.0  # a real, learning model
 
 
@@ -161,6 +163,7 @@ def test_second_execution_reuses_runs(first_execution, monkeypatch):
             assert run["reused"] is True
             assert run["reused_from"] == earlier[(row["name"], run["seed"])]["run_id"]
             assert run["metrics"] == earlier[(row["name"], run["seed"])]["metrics"]
+            assert run["reported"] == earlier[(row["name"], run["seed"])]["reported"]  # from the reused run
     reused = search(filter_string=f"tags.mlflow.parentRunId = '{second['parent_run_id']}'")
     assert set(reused["tags.reused"]) == {"true"} and len(reused) == 4
     import pandas as pd  # a reused run's prediction file comes from its original run's artifacts: the same table

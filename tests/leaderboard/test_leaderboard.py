@@ -216,7 +216,9 @@ def _activate(tmp_bench: Path) -> None:
     for table_id in ("dnet.table2", "refactornet.table2"):  # kept pending: their stale results must not show
         raw = yaml.safe_load((BENCHMARKS_DIR / f"{table_id}.yaml").read_text(encoding="utf-8"))
         raw["status"], raw["pending_reason"] = "pending", "model lands with issue #5"
-        raw["rows"] = [row for row in raw["rows"] if "diagnostic" not in row]  # a pending table runs nothing
+        raw["rows"] = [row for row in raw["rows"] if "diagnostic" not in row and "control" not in row]
+        names = {row["name"] for row in raw["rows"]}  # a pending table runs nothing: no talbench rows
+        raw["claims"] = [c for c in raw["claims"] if {c["check"].get("a"), c["check"].get("b")} - {None} <= names]
         for row in raw["rows"]:
             row.pop("reproduce", None)
         (tmp_bench / f"{table_id}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -227,7 +229,8 @@ def _fake_result(rows: dict[str, list[float]] = FAKE_RUNS) -> dict:
     for r, (name, values) in enumerate(rows.items()):
         runs = [
             {"seed": s, "run_id": f"testrun{r}{s}", "reused": s == 2,
-             "metrics": {"fusion": v, "rgb": v - 5, "flow": v + 3, "params_m": 11.7}}
+             "metrics": {"fusion": v, "rgb": v - 5, "flow": v + 3, "params_m": 11.7},
+             "reported": {"row_seconds": 10.0 + s}}
             for s, v in enumerate(values)
         ]
         out_rows.append({"name": name, "config_hash": "c", "train_hash": "t", "runs": runs})
@@ -325,6 +328,42 @@ def test_diagnostic_row_is_shown_but_never_judged(workspace):
     assert claim.split(" | ")[3].startswith("**holds**")  # the diagnostic row is no competitor
     index = (out / "README.md").read_text(encoding="utf-8")
     assert "| [D-Net (AAAI 2022)](dnet.md) | 1 / 1 / 2 | 4 / 4 |" in index  # counts the paper's rows only
+
+
+def test_control_row_is_shown_and_judged_by_its_claim(workspace):
+    path = workspace / "benchmarks" / "dnet.table1.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["rows"].append({"name": "same size, no D-Net losses", "control": "layers or disentanglement?",
+                        "reproduce": {"overrides": {}}})
+    raw["claims"].append({"text": "D-Net beats the control", "source": "test", "check": {
+        "kind": "greater", "a": "+ D-Net", "b": "same size, no D-Net losses", "metrics": ["fusion"]}})
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    runs = {**FAKE_RUNS, "same size, no D-Net losses": [40.0, 41.0, 42.0]}  # TEST DATA: well below + D-Net
+    (workspace / "results" / "dnet.table1.json").write_text(json.dumps(_fake_result(runs)), encoding="utf-8")
+    page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
+    assert "| *same size, no D-Net losses* (control) | — · **36.00 ± 1.00** | — · **44.00 ± 1.00** | " \
+           "— · **41.00 ± 1.00** | — · **11.70** computed |" in page
+    assert "Control row *same size, no D-Net losses* (talbench's, not in the paper; claims may name it): " \
+           "layers or disentanglement?" in page
+    claim = next(line for line in page.splitlines() if line.startswith("| D-Net beats the control"))
+    assert claim.split(" | ")[2] == "**n/a** ('same size, no D-Net losses' fusion: no published value)"
+    assert claim.split(" | ")[3].startswith("**holds**")
+    best = next(line for line in page.splitlines() if line.startswith("| + D-Net beats every other row"))
+    assert best.split(" | ")[3].startswith("**holds**")  # a control row is no competitor of "best"
+
+
+def test_parameter_counts_are_shown_as_computed(workspace):
+    page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
+    assert "| 10.1 · **11.70** computed (+1.60) |" in page and "11.70 ± 0.00" not in page
+    assert "params_m: **computed** from the model's definition at the paper's dimensions" in page
+
+
+def test_reported_metrics_are_shown_per_row_not_judged(workspace):
+    page = (_write(workspace) / "dnet.md").read_text(encoding="utf-8")
+    table1 = page.split("## dnet.table1")[1].split("## dnet.table2")[0]
+    assert "Also recorded for every run (mean ± std over seeds; not judged): `row_seconds` = runner metric " \
+           "`time/row_s`." in table1
+    assert "| Row | row_seconds |" in table1 and "| + D-Net | 11.00 ± 1.00 |" in table1
 
 
 def test_no_number_without_a_run(workspace):

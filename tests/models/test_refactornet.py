@@ -18,7 +18,8 @@ from talbench.models.refactornet import (
     cooccurrence_similarity_loss,
     count_parameters,
     deep_baseline_params,
-    kl_normal_loss,
+    kl_batch_moments,
+    kl_per_sample,
     matched_deep_hidden_dim,
     refactoring_loss,
 )
@@ -56,15 +57,58 @@ def test_cooccurrence_loss_eq2_hand_made():
     assert torch.allclose(cooccurrence_similarity_loss(a, c), torch.tensor([0.0, 1.0, 2.0]), atol=1e-6)
 
 
-def test_kl_loss_eq4_hand_made():
+def test_kl_loss_eq4_per_sample_hand_made():
+    # sample 0: mu (0, 1), sigma^2 (1, e): 0.5 * [(0 + 1 - 0 - 1) + (1 + e - 1 - 1)] = 0.5 (e - 1)
+    # sample 1: mu (2, 0), sigma^2 (e^-2, 1): 0.5 * [(4 + e^-2 + 2 - 1) + 0] = 0.5 (5 + e^-2)
+    mu = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
+    log_var = torch.tensor([[0.0, 1.0], [-2.0, 0.0]])
+    expected = [0.5 * (math.e - 1), 0.5 * (5 + math.exp(-2))]
+    assert kl_per_sample(mu, log_var).tolist() == pytest.approx(expected, abs=1e-6)
+    assert float(kl_per_sample(torch.zeros(3, 4), torch.zeros(3, 4)).abs().max()) == 0.0  # N(0, 1) itself
+
+
+def test_cooccurrence_encoder_with_log_variance_samples_in_training_only():
+    torch.manual_seed(0)
+    model = RefactorNet(in_dim=8, hidden_dim=6, component_dim=4, cooccurrence_log_variance=True)
+    x = torch.randn(5, 8)
+    out, mu, log_var = model.phi_c.encode(x)
+    assert out.shape == mu.shape == log_var.shape == (5, 4) and not torch.equal(out, mu)  # mu + sigma eps
+    with torch.no_grad():
+        trunk = torch.relu(model.phi_c.net[0](x))
+        assert torch.allclose(mu, model.phi_c.net[2](trunk)) and torch.allclose(log_var, model.phi_c.log_var(trunk))
+    model.eval()
+    assert torch.equal(model.phi_c(x), model.phi_c.encode(x)[1])  # inference: F' = phi_A(f) (+) mu
+    # phi_C = phi_A's layers + one parallel output layer (hidden -> component_dim)
+    assert count_parameters(model.phi_c) == count_parameters(model.phi_a) + 6 * 4 + 4
+    plain = RefactorNet(in_dim=8, hidden_dim=6, component_dim=4)
+    assert plain.phi_c.log_var is None and count_parameters(plain.phi_c) == count_parameters(plain.phi_a)
+
+
+def test_refactoring_loss_per_sample_kl():
+    torch.manual_seed(0)
+    model = RefactorNet(in_dim=8, hidden_dim=6, component_dim=4, cooccurrence_log_variance=True).eval()
+    a, c = torch.randn(5, 8), torch.randn(5, 8)
+    alpha = torch.full((5,), 0.7)
+    total, parts = refactoring_loss(model, a, c, alpha, beta=0.01)
+    with torch.no_grad():
+        _, mu_a, lv_a = model.phi_c.encode(a)
+        _, mu_c, lv_c = model.phi_c.encode(c)
+        kl = kl_per_sample(torch.cat([mu_a, mu_c]), torch.cat([lv_a, lv_c])).mean()
+        expected = (alpha * (action_separation_loss(model.phi_a(a), model.phi_a(c))
+                             + cooccurrence_similarity_loss(mu_a, mu_c))).mean() + 0.01 * kl
+    assert parts["L_KL"] == pytest.approx(float(kl), rel=1e-6)
+    assert float(total.detach()) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_kl_loss_eq4_batch_moments_hand_made():
     # dimension 0: values {-1, 1} -> mu 0, var 1 -> 0; dimension 1: {1, 3} -> mu 2, var 1 -> 0.5 * 4 = 2
     x = torch.tensor([[-1.0, 1.0], [1.0, 3.0]])
-    assert float(kl_normal_loss(x, eps=0.0)) == pytest.approx(2.0, abs=1e-6)
+    assert float(kl_batch_moments(x, eps=0.0)) == pytest.approx(2.0, abs=1e-6)
     # dimension with var 0.25, mu 0: 0.5 * (0.25 - log 0.25 - 1)
     y = torch.tensor([[-0.5], [0.5]])
-    assert float(kl_normal_loss(y, eps=0.0)) == pytest.approx(0.5 * (0.25 - math.log(0.25) - 1), abs=1e-6)
+    assert float(kl_batch_moments(y, eps=0.0)) == pytest.approx(0.5 * (0.25 - math.log(0.25) - 1), abs=1e-6)
     with pytest.raises(ValueError):
-        kl_normal_loss(torch.zeros(1, 4))
+        kl_batch_moments(torch.zeros(1, 4))
 
 
 def test_refactoring_loss_eq5_weights_and_switches():
@@ -76,12 +120,12 @@ def test_refactoring_loss_eq5_weights_and_switches():
     fa_a, fc_a = model.decouple(a)
     fa_c, fc_c = model.decouple(c)
     expected = (alpha * (action_separation_loss(fa_a, fa_c) + cooccurrence_similarity_loss(fc_a, fc_c))).mean()
-    expected = expected + 0.001 * kl_normal_loss(torch.cat([fc_a, fc_c]))
+    expected = expected + 0.001 * kl_batch_moments(torch.cat([fc_a, fc_c]))
     assert float(total.detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
     assert set(parts) == {"L_A", "L_C", "L_KL", "L_R"}
     only_kl, parts_kl = refactoring_loss(model, a, c, alpha, beta=0.5, use_la_lc=False)
     assert set(parts_kl) == {"L_KL", "L_R"}
-    assert float(only_kl.detach()) == pytest.approx(0.5 * float(kl_normal_loss(torch.cat([fc_a, fc_c])).detach()), rel=1e-6)
+    assert float(only_kl.detach()) == pytest.approx(0.5 * float(kl_batch_moments(torch.cat([fc_a, fc_c])).detach()), rel=1e-6)
     no_kl, parts_no = refactoring_loss(model, a, c, alpha, beta=0.001, use_kl=False)
     assert "L_KL" not in parts_no and float(no_kl.detach()) < float(total.detach()) + 1e-9
 
@@ -165,3 +209,26 @@ def test_linear_probe_separable_and_random():
     assert bad.accuracy < 0.5
     with pytest.raises(ValueError):
         linear_probe(x[:10, :2], labels[:10], x[:10], labels[:10])
+
+
+def test_parameter_counts_at_the_papers_dimensions():
+    """D = 2048 (RGB & Flow), 20 classes, the paper profile's encoder width 1024 (docs/refactornet.md)."""
+    from talbench.benchmark.rows import row_config
+    from talbench.benchmark.schema import load_benchmark
+    from talbench.config import load_params
+    from talbench.models.refactornet import parameter_counts
+
+    def counts(table: str, row: str) -> dict[str, int]:
+        bench = load_benchmark(table)
+        return parameter_counts(row_config(load_params(), "paper", bench, bench.row(row), table), 2048, 20)
+
+    detector = 96_569_387  # RoI pooling, three head MLPs of 2 x 2048 on 4 x 2048 / 8 x 2048 inputs
+    assert counts("refactornet.table2", "Baseline") == {"refactoring": 0, "detector": detector, "total": detector}
+    refactor = counts("refactornet.table2", "Baseline + RefactorNet")
+    assert refactor == {"refactoring": 7_345_152, "detector": detector, "total": 7_345_152 + detector}
+    deep = counts("refactornet.table2", "Deep Baseline")
+    assert deep["refactoring"] == 7_350_870 and deep["detector"] == detector  # within 0.08 % of RefactorNet's
+    # without L_KL phi_C has no sigma head (1024 x 1024 + 1024 fewer): L_A + L_C and the control row
+    assert counts("refactornet.table4", "L_A + L_C")["refactoring"] == 6_295_552
+    assert counts("refactornet.table2", "Baseline + encoders, L_D only")["refactoring"] == 6_295_552
+    assert counts("refactornet.table5", "Only action component")["detector"] == 24_167_467  # built at D/2

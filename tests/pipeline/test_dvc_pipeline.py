@@ -209,7 +209,11 @@ def test_family_stages_are_the_codes_view():
     from talbench.runners.common.checkpoints import EXECUTION_MODULE
 
     tuning = yaml.safe_load((REPO / "tuning" / "dvc.yaml").read_text())["stages"]
+    proposals = tuning.pop("proposals-train_fit")  # the studies' holdout proposals: BSN trained on train_fit
+    assert [d for d in proposals["deps"] if d.startswith("talbench/")] == relative_paths(REPO, "talbench.runners.bsn.stage")
+    assert proposals["cmd"] == "talbench proposals --train-split train_fit"
     for name, stage in tuning.items():
+        assert "proposals/synthetic-smoke-train_fit" in stage["deps"], name
         family = FAMILIES[params["tune"]["studies"][name]["paper"]]
         code = [d for d in stage["deps"] if d.startswith("talbench/")]
         assert code == relative_paths(REPO, "talbench.tune.study", EXECUTION_MODULE, family.module), name
@@ -234,7 +238,7 @@ def test_committed_pipeline_outputs_do_not_count_as_dirty():
                     (path, options), = entry.items()
                     if options and options.get("cache") is False:
                         committed.append(path)
-    assert len(committed) == 11  # premises and proposals metrics, 2 families' table metrics, leaderboards,
+    assert len(committed) == 12  # premises, 2 proposals metrics, 2 families' table metrics, leaderboards,
     # 2 studies x 3 files
     for path in committed:
         assert any(path == out or path.startswith(f"{out}/") for out in PIPELINE_OUTPUTS), path

@@ -24,14 +24,14 @@ def test_tem_shapes_and_paper_parameter_count():
     assert torch.all((out > 0) & (out < 1))
     # conv1d(2048,512,3) + conv1d(512,512,3) + conv1d(512,3,1), with biases
     expected = (2048 * 512 * 3 + 512) + (512 * 512 * 3 + 512) + (512 * 3 + 3)
-    assert count_parameters(tem) == expected
+    assert count_parameters(tem) == expected == 3_934_723  # docs/proposals.md
 
 
 def test_pem_shapes():
     pem = PEM(in_dim=32, hidden=512)
     out = pem(torch.randn(7, 32))
     assert out.shape == (7,)
-    assert count_parameters(pem) == 32 * 512 + 512 + 512 + 1
+    assert count_parameters(pem) == 32 * 512 + 512 + 512 + 1 == 17_409  # docs/proposals.md
 
 
 def test_tem_targets_on_hand_built_instance():
@@ -122,3 +122,4 @@ def test_bsp_features_sample_actionness():
     # padding outside the video is zero
     edge = bsp_features(np.ones(10), np.array([[0.0, 9.0]]))
     assert edge[0, 16] < 0.5 and edge[0, -1] < 0.5
+

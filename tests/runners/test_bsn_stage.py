@@ -102,3 +102,31 @@ def test_checkpoint_reused_and_training_deterministic(stage, monkeypatch):
     retrained = run_proposal_stage("tiny", None, None, params=params, root=root)
     assert "tem_train_s" in retrained["timings"]  # trained again from scratch: same seed, same numbers
     pd.testing.assert_frame_equal(first, load_proposals(folder, ["video_test_0000001", "video_validation_0000002"]))
+
+
+def test_tuning_proposals_come_from_bsn_trained_on_train_fit(stage):
+    """`talbench proposals --train-split train_fit`: BSN never sees the holdout's annotations; proposals of the
+    training videos only (no test video read), AR@AN on the holdout; a row trained on train_fit reads them."""
+    from talbench.data import open_dataset
+    from talbench.data.proposals import detector_proposals
+    from talbench.errors import DataError
+
+    root, params = stage
+    results = run_proposal_stage("tiny", None, None, params=params, root=root, train_split="train_fit")
+    cfg = resolve(params, "tiny")
+    dataset = open_dataset(cfg)
+    out = root / "proposals" / "synthetic-tiny-train_fit"
+    assert sorted(p.stem for p in out.glob("*.csv")) == sorted(dataset.video_ids("train"))
+    written = json.loads((root / "results" / "proposals-train_fit.json").read_text())
+    assert written == json.loads(json.dumps(results))
+    assert written["split"] == "holdout" and written["train_split"] == "train_fit"
+    assert json.loads((root / "results" / "proposals.json").read_text())["split"] == "test"  # untouched
+    tuning = resolve(params, "tiny", {"run": {"train_split": "train_fit", "eval_split": "holdout"}})
+    frame = detector_proposals(tuning, dataset, root)
+    ids = dataset.video_ids("train_fit") + dataset.video_ids("holdout")
+    pd.testing.assert_frame_equal(frame, load_proposals(out, ids))
+    holdout = dataset.video_ids("holdout")  # another BSN than the one trained on every training video
+    assert not load_proposals(out, holdout).equals(load_proposals(root / "proposals" / "synthetic-tiny", holdout))
+    with pytest.raises(DataError, match=r"synthetic-tiny-train_fit: no BSN proposals of a BSN trained on "
+                                        r"'train_fit' \(run `talbench proposals --train-split train_fit`\)"):
+        detector_proposals(tuning, dataset, root / "elsewhere")

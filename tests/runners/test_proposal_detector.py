@@ -125,3 +125,37 @@ def test_labelled_proposals_take_the_top_class_and_regressed_boundaries():
     assert table["video_id"].tolist() == ["v1", "v1", "v2"] and table["label"].tolist() == ["b", "a", "b"]
     np.testing.assert_allclose(table[["start", "end"]].to_numpy(), [[0.1, 1.1], [2.0, 3.5], [4.9, 6.2]])
     assert labelled_proposals({}, ["a"]).empty
+
+
+@pytest.mark.parametrize("repeats", [1, 3])
+def test_an_epoch_visits_every_video_epoch_repeats_times(monkeypatch, repeats):
+    """P-GCN / ContextLoc: an epoch is `training_epoch_multiplier` passes over the videos in one shuffled list,
+    cut into batches of `videos_per_batch` videos; one pass (smoke) keeps the earlier order exactly."""
+    import torch
+
+    from talbench.models.proposal_detector import IdentityEncoder, LossWeights, ProposalDetector
+    from talbench.runners.common.snippets import VideoSnippets
+    from talbench.runners.proposal_detector import train as train_module
+
+    torch.manual_seed(0)
+    videos = {}
+    for k in range(5):
+        feats = torch.randn(20, 8)
+        videos[f"v{k}"] = VideoSnippets(feats, np.arange(20) + 0.5, feats.amax(dim=0))
+    proposals = np.array([[1.0, 5.0], [1.5, 4.0], [10.0, 18.0], [0.5, 19.0]])
+    assigned = {v: assign_labels(proposals, np.array([[1.0, 5.0]]), np.array([0]), 20.0, SAMPLING) for v in videos}
+    names = {id(v): k for k, v in videos.items()}
+    visits: list[list[str]] = []
+    build = train_module.build_batch
+    monkeypatch.setattr(train_module, "build_batch", lambda vids, segs, m: visits.append(
+        [names[id(v)] for v in vids]) or build(vids, segs, m))
+    det = {"epochs": 1, "epoch_repeats": repeats, "videos_per_batch": 4, "lr": 0.01, "momentum": 0.9,
+           "weight_decay": 0.0, "lr_steps": [], "clip_grad_norm": None, "ema_decay": None, "max_snippets": 64,
+           "sampling": SAMPLING}
+    model = ProposalDetector(IdentityEncoder(), 8, 1, 8, roi_bins=4)
+    train_module.train_detector(model, videos, assigned, {"detector": det}, 7, LossWeights(0.5, 0.5))
+    assert [len(b) for b in visits] == [4] * (5 * repeats // 4) + ([5 * repeats % 4] if 5 * repeats % 4 else [])
+    flat = [v for b in visits for v in b]
+    assert sorted(flat) == sorted(list(videos) * repeats)
+    if repeats == 1:  # the order of the single-pass schedule
+        assert flat == [f"v{i}" for i in np.random.default_rng([7, 0]).permutation(5)]

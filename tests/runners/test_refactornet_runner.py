@@ -48,7 +48,7 @@ def tiny(tmp_path_factory):
                                                                               index=False)
     cfg["bsn"].update(source="bsn_csv", external_path=str(root / "proposals"), external_normalized=False)
     cfg["model"]["runner"] = "refactornet"
-    cfg["detector"]["aggregation"] = "roi_pool"
+    cfg["detector"].update(aggregation="roi_pool", head_mlps=3)
     cfg["test_time"]["video_cls"] = "none"
     return root, cfg, dataset
 
@@ -105,6 +105,35 @@ def test_baseline_row_has_no_refactoring(tiny, monkeypatch):
     assert not (out.checkpoint_dir / "proposals").exists()
 
 
+def test_deep_baseline_and_control_rows_get_bsn_on_their_own_features(tiny, monkeypatch):
+    """Table 2's Deep Baseline and its control row (RefactorNet's encoders trained with L_D only), as the
+    benchmark file resolves them: each trains BSN on its own output features, as RefactorNet does on F'. On
+    THUMOS14-like data no row fuses video-level classification (sec. 5.2: ActivityNet only)."""
+    from talbench.benchmark.rows import row_config
+    from talbench.benchmark.schema import load_benchmark
+    from talbench.runners.refactornet import runner
+
+    root, cfg, dataset = tiny
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(root / "models_rows"))
+    monkeypatch.setattr(runner, "video_scores", lambda *a: pytest.fail("video-level fusion on THUMOS14-like data"))
+    bench = load_benchmark("refactornet.table2")
+    for name in ("Deep Baseline", "Baseline + encoders, L_D only"):
+        row_cfg = row_config(load_params(), "tiny", bench, bench.row(name), "refactornet.table2.yaml")
+        row_cfg.update({k: cfg[k] for k in ("data", "bsn")})
+        row_cfg["test_time"]["video_cls"] = "classifier"
+        assert row_cfg["detector"]["head_mlps"] == 3 and row_cfg["detector"]["aggregation"] == "roi_pool"
+        out = run_row(row_cfg, 0, dataset)
+        m = out.metrics
+        assert m["proposals/on_refactored_features"] == 1.0 and 0 < m["proposals/AR_100"] <= 100, name
+        assert sorted(p.stem for p in (out.checkpoint_dir / "proposals").glob("*.csv")) == \
+            sorted(dataset.video_ids("test"))
+        assert "coupling/pairs" not in m and "stage1/L_A" not in m and np.isfinite(m["both/average_mAP"]), name
+        # parameter counts at the paper's sizes whatever the profile: the same as the paper profile's
+        paper = row_config(load_params(), "paper", bench, bench.row(name), "refactornet.table2.yaml")
+        assert m["params_m"] == pytest.approx(parameter_counts(paper, 2048, 20)["total"] / 1e6)
+    assert runner.PAPER_HIDDEN_DIM == resolve(load_params(), "paper")["refactornet"]["hidden_dim"]
+
+
 def test_refactored_features_view_and_bsn_cache_key():
     from talbench.runners.refactornet.proposals import RefactoredFeatures, module_digest
 
@@ -117,7 +146,7 @@ def test_refactored_features_view_and_bsn_cache_key():
 
     torch.manual_seed(0)
     full = RefactorNet(8, 16)
-    view = RefactoredFeatures(Store(), full, "both")
+    view = RefactoredFeatures(Store(), full, "both", 4)
     assert view.features("v", "both").shape == (6, 8) and view.video_ids("train") == ["v"]
     with pytest.raises(ValueError, match="stream 'both' only.*'rgb'.*video 'v'"):
         view.features("v", "rgb")
@@ -142,16 +171,78 @@ def test_deep_baseline_has_the_refactoring_size_at_paper_dims():
                                           64, 5)) is None
 
 
+def _two_videos(dim: int) -> tuple[list, list[np.ndarray]]:
+    from talbench.runners.common.snippets import VideoSnippets
+
+    torch.manual_seed(1)
+    videos = []
+    for length in (30, 20):
+        feats = torch.randn(length, dim)
+        videos.append(VideoSnippets(feats, np.arange(length) + 0.5, feats.amax(dim=0)))
+    return videos, [np.array([[2.0, 10.0], [20.0, 28.0]]), np.array([[5.0, 9.0]])]
+
+
 def test_refactored_detector_forward_and_config_errors():
+    from talbench.runners.proposal_detector.regions import build_batch
+
     cfg = resolve(load_params(), "tiny", {"refactornet": {"components": "action"}})
     model = build_model(cfg, 32, 4)
-    batch = {"video_global": torch.randn(3, 32)}
-    for region in ("left", "center", "right"):
-        batch[region] = torch.randn(3, 5, 32)
-        batch[f"{region}_mask"] = torch.ones(3, 5, dtype=torch.bool)
-    out = model(batch)
+    videos, segments = _two_videos(32)
+    out = model(build_batch(videos, segments, 64))
     assert out["cls_logits"].shape == (3, 5) and out["completeness"].shape == (3, 4)
     bad = resolve(load_params(), "tiny", {"refactornet": {"alpha_mode": "learned"}})
     bad["model"]["runner"] = "refactornet"
     with pytest.raises(ConfigError, match="alpha_mode"):
         run_row(bad, 0, dataset=None)
+
+
+def test_deep_baseline_convolves_the_whole_video_sequence():
+    """The Deep Baseline replaces RefactorNet between the features and the detector (table 2): its temporal
+    convolutions run over each video's snippet sequence F (never across videos), then the detector gathers the
+    proposal regions from the output; a region convolved alone would differ at its ends."""
+    from talbench.models.proposal_detector import IdentityEncoder, ProposalDetector, gather_regions
+    from talbench.runners.proposal_detector.regions import build_batch
+
+    cfg = resolve(load_params(), "tiny", {"refactornet": {"deep_baseline": True},
+                                          "detector": {"aggregation": "roi_pool", "head_mlps": 3}})
+    model = build_model(cfg, 16, 4).eval()
+    module = refactoring_module(model)
+    assert isinstance(module, DeepBaseline)
+    videos, segments = _two_videos(16)
+    batch = build_batch(videos, segments, 64)
+    with torch.no_grad():
+        encoded = torch.cat([module(v.features) for v in videos])
+        expected = dict(batch)
+        for region in ("left", "center", "right"):
+            expected[region] = gather_regions(encoded, batch[f"{region}_index"], batch[f"{region}_mask"])
+        heads = ProposalDetector(IdentityEncoder(), module.out_dim, 4, module.out_dim, roi_bins=8, head_mlps=3,
+                                 dropout=cfg["detector"]["dropout"]).eval()
+        heads.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("feature_module.")})
+        got, want = model(batch), heads(expected)
+        for key in ("cls_logits", "completeness", "regression"):
+            torch.testing.assert_close(got[key], want[key])
+        count = int(batch["center_mask"][0].sum())
+        alone = module(batch["center"][0, :count])  # the proposal's snippets convolved without their neighbours
+        assert not torch.allclose(alone, encoded[batch["center_index"][0, :count]])
+    assert model.regression_mlp is not None  # sec. 5.2: three head MLPs
+
+
+def test_module_on_cells_reads_the_snippets_the_module_was_trained_on():
+    """BSN reads the module's output at every feature cell: the module runs on 4-cell snippets of every grid
+    phase and cell i takes the snippet of cells i-1 .. i+2 (shorter at the video's ends)."""
+    from talbench.runners.refactornet.proposals import module_on_cells
+
+    cells = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    out = module_on_cells(torch.nn.Identity(), cells, 4)
+    for i in range(1, 7):
+        np.testing.assert_allclose(out[i], cells[i - 1:i + 3].mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(out[0], cells[0:3].mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(out[9], cells[8:10].mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(module_on_cells(torch.nn.Identity(), cells, 1), cells)
+    torch.manual_seed(0)
+    conv = DeepBaseline(3, 5, 3)
+    with torch.no_grad():  # phase 0 (cells 1, 5): the convolution over the snippet sequence pooled from cell 0
+        from talbench.runners.common.snippets import pool_snippets
+
+        sequence = conv(torch.from_numpy(pool_snippets(cells, np.zeros(10), 4)[0])).numpy()
+    np.testing.assert_allclose(module_on_cells(conv, cells, 4)[[1, 5]], sequence[[0, 1]], rtol=1e-5, atol=1e-6)

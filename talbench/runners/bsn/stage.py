@@ -12,6 +12,11 @@ Pipeline (BSN, Lin et al. ECCV 2018, Fig. 2):
 5. Every video: score ``p_start x p_end x p_conf`` (eq. 9), Soft-NMS, the top ``bsn.max_proposals`` written
    as ``proposals/<source>-<profile>/<video>.csv`` (seconds); AR@AN on the test split in
    ``results/proposals.json``.
+
+``--train-split train_fit`` (``bsn.train_split``) trains BSN on the tuning's training videos only and writes the
+proposals of the training videos (train_fit and holdout) to ``proposals/<source>-<profile>-train_fit/``, with
+AR@AN on the holdout in ``results/proposals-train_fit.json``: the proposals of the Optuna studies and of every
+choice made on the holdout, from a BSN that never saw the holdout's annotations (the test videos are not read).
 """
 
 from __future__ import annotations
@@ -46,20 +51,25 @@ def run_proposal_stage(
     *,
     params: dict[str, Any] | None = None,
     root: str | Path = ".",  # the working directory: DVC runs stages (and queued experiments) there
+    train_split: str | None = None,
 ) -> dict[str, Any]:
     """``talbench proposals``: train BSN on the training videos, write proposals for every video
     (train and test) to ``proposals/<source>-<profile>/``, AR@AN on the test split to
-    ``results/proposals.json``. Returns the results dictionary."""
+    ``results/proposals.json``; with ``train_split="train_fit"`` see the module docstring. Returns the results
+    dictionary."""
     from talbench.data import open_dataset
 
     params = params if params is not None else load_params("params.yaml")
-    overrides = {"data": {"source": data_source}} if data_source else None
-    cfg = resolve(params, profile, overrides)
+    overrides: dict[str, Any] = {"data": {"source": data_source}} if data_source else {}
+    if train_split:
+        overrides["bsn"] = {"train_split": train_split}
+    cfg = resolve(params, profile, overrides or None)
     torch.set_num_threads(int(cfg.get("run", {}).get("torch_threads", 1)))
     dataset = open_dataset(cfg)
     model = fit_bsn(cfg, dataset, console)
 
-    splits = ("train", "test")
+    tuning = model.settings["train_split"] != "train"
+    splits, eval_split = (("train",), "holdout") if tuning else (("train", "test"), "test")
     video_ids = [v for split in splits for v in dataset.video_ids(split)]
     t0 = time.perf_counter()
     proposals = generate_proposals(model, dataset, video_ids, console)
@@ -67,13 +77,14 @@ def run_proposal_stage(
     out_dir = proposals_dir(cfg, root)
     write_proposals(out_dir, proposals, video_ids)
 
-    test_ids = set(dataset.video_ids("test"))
-    recall = _evaluate(cfg, dataset, proposals[proposals["video_id"].isin(test_ids)], "test")
+    eval_ids = set(dataset.video_ids(eval_split))
+    recall = _evaluate(cfg, dataset, proposals[proposals["video_id"].isin(eval_ids)], eval_split)
     results = {
         "profile": cfg["data"]["profile"],
         "data_source": cfg["data"]["source"],
         "stream": model.settings["stream"],
-        "split": "test",
+        "train_split": model.settings["train_split"],
+        "split": eval_split,
         "proposals_dir": str(out_dir),
         "videos": len(video_ids),
         "proposals_per_video": float(len(proposals) / max(len(video_ids), 1)),
@@ -82,12 +93,13 @@ def run_proposal_stage(
         "timings": {**model.timings, "inference_s": inference_s,
                     "videos_per_s": len(video_ids) / max(inference_s, 1e-9)},
     }
-    results_path = Path(root) / "results" / "proposals.json"
+    name = "proposals.json" if not tuning else f"proposals-{model.settings['train_split']}.json"
+    results_path = Path(root) / "results" / name
     atomic_write_json(results_path, results)
     if console is not None:
         console.print(Text(f"BSN proposals: {len(proposals)} for {len(video_ids)} videos -> {out_dir}"),
                       soft_wrap=True)
         ar = ", ".join(f"AR@{an} {value:.2f}" for an, value in recall["ar"].items())
-        console.print(Text(f"test split ({recall['n_gt']} instances in {recall['n_videos']} videos): {ar}; "
+        console.print(Text(f"{eval_split} split ({recall['n_gt']} instances in {recall['n_videos']} videos): {ar}; "
                            f"all numbers in {results_path}"), soft_wrap=True)
     return results

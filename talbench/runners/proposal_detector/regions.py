@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from talbench.models.proposal_detector import gather_regions
 from talbench.runners.common.snippets import VideoSnippets
 
 
@@ -47,24 +48,36 @@ def region_index(centers: np.ndarray, segments: np.ndarray, max_snippets: int) -
 
 
 def build_batch(videos: list[VideoSnippets], segments: list[np.ndarray], max_snippets: int) -> dict[str, torch.Tensor]:
-    """Padded region features of every proposal of every listed video (one entry of ``segments`` per video)."""
+    """Padded region features of every proposal of every listed video (one entry of ``segments`` per video).
+
+    Besides ``<region>`` ``(N, K, D)``, ``<region>_mask`` ``(N, K)`` and ``video_global`` ``(N, D)``, the batch
+    holds the videos' whole snippet sequences, so that a module running over a video's sequence (RefactorNet's
+    slot, sec. 3.5: F -> F') can encode them first and gather the regions afterwards: ``snippets`` ``(S, D)``
+    (the videos' sequences one after the other), ``lengths`` ``(V,)`` (snippets per video), ``video_index``
+    ``(N,)`` (each proposal's video) and ``<region>_index`` ``(N, K)`` (rows of ``snippets``)."""
     parts: dict[str, list] = {r: [] for r in ("left", "center", "right")}
-    flat, offset, global_rows = [], 0, []
+    flat, offset, global_rows, video_index = [], 0, [], []
     indices: dict[str, list] = {r: [] for r in parts}
-    for video, segs in zip(videos, segments):
+    for k, (video, segs) in enumerate(zip(videos, segments)):
         for region, bounds in extended_regions(segs).items():
             idx, mask = region_index(video.centers, bounds, max_snippets)
             indices[region].append((idx + offset, mask))
         flat.append(video.features)
         global_rows.append(video.video_global.expand(len(segs), -1))
+        video_index.append(np.full(len(segs), k, dtype=np.int64))
         offset += len(video.features)
     snippets = torch.cat(flat)
-    batch: dict[str, torch.Tensor] = {"video_global": torch.cat(global_rows)}
+    batch: dict[str, torch.Tensor] = {
+        "video_global": torch.cat(global_rows), "snippets": snippets,
+        "lengths": torch.tensor([len(f) for f in flat], dtype=torch.long),
+        "video_index": torch.from_numpy(np.concatenate(video_index)),
+    }
     for region, pieces in indices.items():
         width = max(idx.shape[1] for idx, _ in pieces)
-        idx = np.concatenate([np.pad(i, ((0, 0), (0, width - i.shape[1]))) for i, _ in pieces])
-        mask = np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for _, m in pieces])
-        mask_t = torch.from_numpy(mask)
-        batch[region] = snippets[torch.from_numpy(idx)] * mask_t.unsqueeze(-1)
+        idx = torch.from_numpy(np.concatenate([np.pad(i, ((0, 0), (0, width - i.shape[1]))) for i, _ in pieces]))
+        mask_t = torch.from_numpy(np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for _, m in pieces]))
+        batch[region] = gather_regions(snippets, idx, mask_t)
+        batch[f"{region}_index"] = idx
         batch[f"{region}_mask"] = mask_t
     return batch
+

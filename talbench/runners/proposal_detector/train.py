@@ -1,9 +1,10 @@
 """Training of the proposal-level detector (D-Net AAAI 2022 sec. 3.5, eq. 15) on sampled proposals.
 
 Optimiser as the P-GCN / ContextLoc reference code: SGD with momentum 0.9 and weight decay, the learning
-rate divided by 10 at ``detector.lr_steps``; each epoch visits every training video once in a seeded random
-order, ``detector.videos_per_batch`` videos per step and 8 sampled proposals per video
-(:mod:`talbench.runners.proposal_detector.sampling`). No epoch is selected: the model after the configured epochs is
+rate divided by 10 at ``detector.lr_steps`` (epochs); each epoch visits every training video
+``detector.epoch_repeats`` times (the references' ``training_epoch_multiplier``: 20 on THUMOS14) in one seeded
+random order of the repeated list, ``detector.videos_per_batch`` videos per step (the references' batch of 32)
+and 8 freshly sampled proposals per visit (:mod:`talbench.runners.proposal_detector.sampling`). No epoch is selected: the model after the configured epochs is
 the model (the test split is never looked at while training). ``detector.ema_decay`` (off in the papers'
 setting) keeps an exponential moving average of the weights, updated every step, and makes it the trained model:
 the one-stage detectors' (ActionFormer, TriDet) way to a final model that depends less on the last steps' noise.
@@ -42,7 +43,8 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
                    console=None, after_epoch: Callable[[int], None] | None = None,
                    optimizer: torch.optim.Optimizer | None = None,
                    extra_loss: Callable[[], torch.Tensor] | None = None) -> TrainHistory:
-    """Train ``model`` for ``detector.epochs`` epochs with the loss ``weights`` of the family's paper;
+    """Train ``model`` for ``detector.epochs`` epochs (each ``detector.epoch_repeats`` passes over the videos)
+    with the loss ``weights`` of the family's paper;
     ``after_epoch(epoch)`` runs after each one. ``optimizer`` replaces the default SGD and ``extra_loss()`` is
     added to the detection loss at every step (RefactorNet's end-to-end stage: Adam and L_R on its sample
     pairs)."""
@@ -67,7 +69,7 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
             start = time.perf_counter()
             model.train()
             rng = np.random.default_rng([seed, epoch])
-            order = rng.permutation(len(video_ids))
+            order = rng.permutation(len(video_ids) * det["epoch_repeats"]) % len(video_ids)
             sums: dict[str, float] = {}
             steps = 0
             for first in range(0, len(order), per_batch):

@@ -8,26 +8,28 @@ Pipeline of one row (sections 3.3-4.2 and 5.2):
 2. Sample collection (sec. 3.3, :mod:`talbench.runners.refactornet.coupling`) on the training snippets.
 3. Stage 1 (sec. 5.2, :mod:`talbench.runners.refactornet.training`): phi_A and phi_C alone,
    ``alpha (L_A + L_C)`` (eqs. 1, 2, 5), Adam.
-4. Stage 2 (sec. 5.2): the whole network end to end, ``L_R + L_D`` (eqs. 5, 7), Adam, with the refactoring
-   module in the shared detector's encoder slot and RoI-pooled proposal features with three MLP heads
-   (``detector.aggregation: roi_pool``, as the benchmark rows set it), on the labelled proposals of the
-   training videos from the shared BSN stage (the only proposals that exist before F' is final).
-5. Proposals of the evaluation videos (sec. 3.6 and 4.2, eq. 6): BSN trained on the final F' of the training
-   videos with ``L_P = L_bl^s + gamma L_bl^e`` (:mod:`talbench.runners.refactornet.proposals`); the Baseline,
-   the Deep Baseline and ``refactornet.proposals.features: original`` read the shared BSN proposals.
-6. Inference (sec. 4.2): score = classification x completeness, Soft-NMS; mAP, table 3's classification
-   accuracy and mean tIoU of high-quality proposals, AR@AN of the row's proposals, and the context probe
-   (figure 4 as a number).
+4. Stage 2 (sec. 5.2): the whole network end to end, ``L_R + L_D`` (eqs. 5, 7), Adam, with the module mapping each
+   video's snippet sequence F to F' before the shared detector, RoI-pooled proposal features and three head MLPs
+   (``detector.aggregation: roi_pool``, ``head_mlps: 3``, as the benchmark rows set them), on the labelled
+   proposals of the training videos from the shared BSN stage (the only proposals that exist before F' is final).
+5. Proposals of the evaluation videos (sec. 3.6 and 4.2, eq. 6): BSN trained on the module's output for the
+   training videos with ``L_P = L_bl^s + gamma L_bl^e`` (:mod:`talbench.runners.refactornet.proposals`), for
+   RefactorNet and the Deep Baseline alike; the Baseline and ``refactornet.proposals.features: original`` read the
+   shared BSN proposals.
+6. Inference (sec. 4.2): score = classification x completeness, Soft-NMS (video-level classification fusion only
+   on ``refactornet.video_fusion_sources``: ActivityNet, sec. 5.2); mAP, table 3's classification accuracy and
+   mean tIoU of high-quality proposals, AR@AN of the row's proposals, and the context probe (figure 4 as a number).
 
 Variants (params ``refactornet.*``): ``enabled: false`` is the Baseline (detector on the original
-features), ``deep_baseline: true`` the Deep Baseline (temporal 1-D convolutions of the encoders' size and
-depth, trained with L_D only), ``use_la_lc`` / ``use_kl`` table 4, ``components`` table 5. Every variant
-trains the detector with the same stage-2 schedule, so rows differ only in the refactoring (and the proposals
-it yields).
+features), ``deep_baseline: true`` the Deep Baseline (temporal 1-D convolutions over the snippet sequence, of the
+encoders' size and depth, trained with L_D only), ``use_la_lc`` / ``use_kl`` table 4 (both off: table 2's control
+row, the encoders trained with L_D only), ``components`` table 5. Every variant trains the detector with the same
+stage-2 schedule, so rows differ only in the module before the detector (and the proposals it yields).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -44,6 +46,7 @@ from talbench.eval.proposals import average_recall
 from talbench.io import atomic_write_json
 from talbench.models.refactornet import (
     COMPONENT_CHOICES,
+    KL_FORMS,
     RefactoredDetector,
     RefactorNet,
     build_model,
@@ -73,7 +76,9 @@ from talbench.runners.refactornet.training import train_encoders, train_end_to_e
 RUNNER = "refactornet"
 PAPER_FEATURE_DIM = 2048  # I3D RGB (1024) and Flow (1024) concatenated (sec. 5.2)
 PAPER_NUM_CLASSES = 20  # THUMOS14
+PAPER_HIDDEN_DIM = 1024  # encoder width of the `paper` profile (the paper gives none; a test checks params.yaml)
 PROPOSAL_FEATURES = ("refactored", "original")  # BSN on F' (sec. 3.6, eq. 6) | the shared BSN on F
+PROPOSAL_ENCODERS = ("final", "stage1")  # BSN on the F' of the encoders after stage 2 | after stage 1
 
 
 def validate_config(cfg: dict) -> dict:
@@ -91,6 +96,11 @@ def validate_config(cfg: dict) -> dict:
     if rc["proposals"]["features"] not in PROPOSAL_FEATURES:
         raise ConfigError(f"params.yaml: refactornet.proposals.features must be one of {PROPOSAL_FEATURES}, "
                           f"got '{rc['proposals']['features']}'")
+    if rc["proposals"]["encoders"] not in PROPOSAL_ENCODERS:
+        raise ConfigError(f"params.yaml: refactornet.proposals.encoders must be one of {PROPOSAL_ENCODERS}, "
+                          f"got '{rc['proposals']['encoders']}'")
+    if rc["kl_form"] not in KL_FORMS:
+        raise ConfigError(f"params.yaml: refactornet.kl_form must be one of {KL_FORMS}, got '{rc['kl_form']}'")
     if rc["proposals"]["gamma"] < 0:
         raise ConfigError("params.yaml: refactornet.proposals.gamma must be >= 0")
     if rc["soft_nms"]["method"] not in ("gaussian", "linear", "hard"):
@@ -100,9 +110,19 @@ def validate_config(cfg: dict) -> dict:
 
 
 def uses_refactored_proposals(model: RefactoredDetector, rc: dict) -> bool:
-    """BSN on F' for RefactorNet's encoders; the Baseline and the Deep Baseline (temporal convolutions at
-    the detector's snippet stride, which do not apply to BSN's feature cells) read the shared BSN proposals."""
-    return isinstance(refactoring_module(model), RefactorNet) and rc["proposals"]["features"] == "refactored"
+    """BSN on the module's output for RefactorNet's encoders and for the Deep Baseline (each gets BSN trained on
+    its own output features); the Baseline (no module) reads the shared BSN proposals of F."""
+    return refactoring_module(model) is not None and rc["proposals"]["features"] == "refactored"
+
+
+def paper_config(cfg: dict) -> dict:
+    """``cfg`` at the paper's sizes (the ``paper`` profile's encoder width; D and C are the counts' arguments),
+    for the parameter counts reported as ``params_m``: a profile's smaller width must not enter them."""
+    paper = copy.deepcopy(cfg)
+    paper["refactornet"]["hidden_dim"] = PAPER_HIDDEN_DIM
+    paper["refactornet"]["component_dim"] = None
+    paper["detector"]["head_hidden"] = None
+    return paper
 
 
 def segments_by_video(proposals: pd.DataFrame, video_ids: list[str]) -> dict[str, np.ndarray]:
@@ -112,9 +132,9 @@ def segments_by_video(proposals: pd.DataFrame, video_ids: list[str]) -> dict[str
 
 def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, float], None] | None = None) -> RowOutcome:
     """Train (or load) from ``models/refactornet/<train_hash>/seed<k>/`` and evaluate one row. The detector
-    trains on the shared BSN proposals of the training videos; the evaluation videos' proposals of a row with
-    RefactorNet come from BSN trained on its final F' and are saved in the checkpoint folder
-    (``proposals/<video>.csv``)."""
+    trains on the shared BSN proposals of the training videos; the evaluation videos' proposals of a row with a
+    module (RefactorNet, the Deep Baseline) come from BSN trained on its output (after stage 2, or stage 1 with
+    ``proposals.encoders: stage1``) and are saved in the checkpoint folder (``proposals/<video>.csv``)."""
     rc = validate_config(cfg)
     det = cfg["detector"]
     stream = rc["stream"]
@@ -126,7 +146,9 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     truth_groups = {vid: g for vid, g in train_gt.groupby("video_id", sort=False)}
     train_truth = {vid: truth_groups.get(vid, train_gt.iloc[0:0]) for vid in train_ids}
     tt = cfg["test_time"]
-    vscores = video_scores(cfg, dataset, train_ids, eval_ids, seed)
+    # sec. 5.2: video-level classification fusion ([45]) on ActivityNet v1.3 only
+    vscores = video_scores(cfg, dataset, train_ids, eval_ids, seed) \
+        if cfg["data"]["source"] in rc["video_fusion_sources"] else None
     soft_nms = rc["soft_nms"] if rc["soft_nms"]["method"] != "hard" else None
     in_dim = dataset.stream_dim(stream)
 
@@ -145,6 +167,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     else:
         folder.mkdir(parents=True, exist_ok=True)
         pairs, log = train_encoders(cfg, seed, model, train_videos, train_truth, console)
+        stage1_module = copy.deepcopy(refactoring_module(model)) if rc["proposals"]["encoders"] == "stage1" else None
         assigned = assign_training_proposals(dataset, train_ids, shared, train_gt, det["sampling"])
         epoch_segments = segments_by_video(shared, eval_ids)
 
@@ -157,8 +180,8 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
                                after_epoch if report is not None else None)
         start = time.perf_counter()
         if refactored:
-            generated, log["bsn"] = refactored_proposals(cfg, refactoring_module(model), dataset, eval_ids,
-                                                         console)
+            generated, log["bsn"] = refactored_proposals(cfg, stage1_module or refactoring_module(model), dataset,
+                                                         eval_ids, console)
             write_proposals(folder / "proposals", generated, eval_ids)
         log["proposal_seconds"] = time.perf_counter() - start
         atomic_write_json(folder / "train_log.json", log)
@@ -191,7 +214,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     module = refactoring_module(model)
     if isinstance(module, RefactorNet):
         metrics.update(context_probe(module, dataset, {"train": train_videos, "eval": eval_videos}, cfg, seed))
-    paper = parameter_counts(cfg, PAPER_FEATURE_DIM, PAPER_NUM_CLASSES)
+    paper = parameter_counts(paper_config(cfg), PAPER_FEATURE_DIM, PAPER_NUM_CLASSES)
     actual = parameter_counts(cfg, in_dim, len(dataset.classes))
     train_seconds = log["collect_seconds"] + log["stage1_seconds"] + log["proposal_seconds"] + log["stage2_seconds"]
     metrics.update({
