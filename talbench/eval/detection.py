@@ -152,12 +152,11 @@ def descending(values: np.ndarray, tie_break: str) -> np.ndarray:
 
 
 def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
-    """VOC2011 all-point interpolated AP of each row of ``(T, N)`` precision/recall curves."""
-    rows = precision.shape[0]
-    mprec = np.hstack([np.zeros((rows, 1)), precision, np.zeros((rows, 1))])
-    mrec = np.hstack([np.zeros((rows, 1)), recall, np.ones((rows, 1))])
-    envelope = np.maximum.accumulate(mprec[:, ::-1], axis=1)[:, ::-1]
-    return np.sum((mrec[:, 1:] - mrec[:, :-1]) * envelope[:, 1:], axis=1)
+    """VOC2011 all-point interpolated AP of each ``(..., N)`` precision/recall curve:
+    ``sum_k (r_k - r_{k-1}) max_{k' >= k} p_{k'}`` (``r_0 = 0``; the official code's padded form, whose last
+    term ``(1 - r_N) * 0`` vanishes)."""
+    envelope = np.maximum.accumulate(precision[..., ::-1], axis=-1)[..., ::-1]
+    return np.sum(np.diff(recall, axis=-1, prepend=0.0) * envelope, axis=-1)
 
 
 def shared_video_codes(gt: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -325,16 +324,18 @@ def match_detections(
                     len(gt), len(pred), ignored)
 
 
-def average_precision(matching: Matching, video_weights: np.ndarray | None = None) -> np.ndarray:
-    """AP ``(W, C, T)`` of every class and threshold when each video counts ``video_weights[w, v]`` times
-    (``(W, V)``; None: once each, the plain evaluation, ``W = 1``). A video drawn k times by a bootstrap over
-    videos is k copies of its predictions and ground truth; copies of one prediction are adjacent in the ranking
-    and matched alike, so counting each with weight k gives exactly the AP of the copied list. A class without
-    ground truth under a weighting has AP NaN (left out of the mAP, as the official code leaves out absent
-    classes)."""
+def average_precision(matching: Matching, video_weights: np.ndarray | None = None,
+                      thresholds: Sequence[int] | None = None) -> np.ndarray:
+    """AP ``(W, C, T)`` of every class and threshold (``thresholds``: only those indices, in that order) when
+    each video counts ``video_weights[w, v]`` times (``(W, V)``; None: once each, the plain evaluation,
+    ``W = 1``). A video drawn k times by a bootstrap over videos is k copies of its predictions and ground truth;
+    copies of one prediction are adjacent in the ranking and matched alike, so counting each with weight k gives
+    exactly the AP of the copied list. A class without ground truth under a weighting has AP NaN (left out of the
+    mAP, as the official code leaves out absent classes)."""
     n_videos = len(matching.videos)
     weights = np.ones((1, n_videos)) if video_weights is None else np.asarray(video_weights, dtype=np.float64)
-    n_classes, n_thr = len(matching.classes), matching.thresholds.size
+    tp_all = matching.tp if thresholds is None else matching.tp[list(thresholds)]
+    n_classes, n_thr = len(matching.classes), tp_all.shape[0]
     ap = np.zeros((weights.shape[0], n_classes, n_thr))
     npos = weights @ matching.npos.T.astype(np.float64) if video_weights is not None else \
         matching.npos.sum(axis=1, dtype=np.float64)[None, :]
@@ -342,20 +343,19 @@ def average_precision(matching: Matching, video_weights: np.ndarray | None = Non
         lo, hi = matching.class_offsets[c], matching.class_offsets[c + 1]
         if hi == lo:
             continue
+        tp = tp_all[None, :, lo:hi]  # (1, T, n)
         if video_weights is None:
-            tp_cum = np.cumsum(matching.tp[:, lo:hi], axis=1, dtype=np.float64)[None]
-            fp_cum = np.cumsum(~matching.tp[:, lo:hi], axis=1, dtype=np.float64)[None]
-            counted = np.ones((1, hi - lo), dtype=bool)
+            tp_cum = np.cumsum(tp, axis=2, dtype=np.float64)
+            fp_cum = np.cumsum(~tp, axis=2, dtype=np.float64)
+            precision = tp_cum / (tp_cum + fp_cum)
         else:
-            w = weights[:, matching.pred_video[lo:hi]][:, None, :]  # (W, 1, n)
-            tp_cum = np.cumsum(w * matching.tp[None, :, lo:hi], axis=2)
-            fp_cum = np.cumsum(w * ~matching.tp[None, :, lo:hi], axis=2)
-            counted = w[:, 0, :] > 0
+            w = weights[:, None, matching.pred_video[lo:hi]]  # (W, 1, n)
+            tp_cum = np.cumsum(w * tp, axis=2)
+            fp_cum = np.cumsum(w * ~tp, axis=2)
+            with np.errstate(invalid="ignore", divide="ignore"):  # a prediction not drawn has no precision
+                precision = np.where(w > 0, tp_cum / (tp_cum + fp_cum), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            precision = np.where(counted[:, None, :], tp_cum / (tp_cum + fp_cum), 0.0)
-            recall = tp_cum / npos[:, c, None, None]
-        flat = interpolated_ap(precision.reshape(-1, hi - lo), recall.reshape(-1, hi - lo))
-        ap[:, c] = flat.reshape(weights.shape[0], n_thr)
+            ap[:, c] = interpolated_ap(precision, tp_cum / npos[:, c, None, None])
     ap[npos == 0] = np.nan
     return ap
 

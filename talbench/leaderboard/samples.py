@@ -99,8 +99,8 @@ class TableSamples:
             thresholds = self.result.eval.tiou_thresholds
             matching = match_detections(gt, predictions[stream], thresholds, videos=videos)
             columns = _threshold_columns(metric, thresholds)
-            full = np.nanmean(average_precision(matching)[0][:, columns], axis=0).mean() * 100.0
-            ap = average_precision(matching, weights)[:, :, columns]  # (B, C, T')
+            full = np.nanmean(average_precision(matching, thresholds=columns)[0], axis=0).mean() * 100.0
+            ap = average_precision(matching, weights, thresholds=columns)  # (B, C, T')
             return float(full), np.nanmean(ap, axis=1).mean(axis=1) * 100.0
         _, stats = files.read_run(self.folder, name, set())
         if stats is None or metric not in set(stats["metric"]):
