@@ -74,6 +74,8 @@ stages:
       - data
       - eval
       - run.torch_threads
+      - run.device
+      - run.mixed_precision
       - profiles.${data.profile}.bsn
       - profiles.${data.profile}.data
       - profiles.${data.profile}.eval

@@ -2,10 +2,12 @@
 
 One parent run per table execution; one child run per row and seed, tagged with paper, table, row, dataset,
 features, profile, seed, git commit (+ dirty flag, ``DVC_EXP_NAME``), data checksum, the row family's code
-hash, device, config hash and train hash. A row whose scoped configuration, seed, data (and proposals) and
-family code already have a FINISHED run in the store is not run again: its recorded metrics are reused (a
-child run tagged ``reused_from`` keeps the table complete in the UI) and marked ``reused`` in
-``results/<table>.json``. Rows are configured by :mod:`talbench.benchmark.rows`.
+hash, config hash and train hash, and the device the row ran on (``device``: the device and its name, as the
+worker resolved ``run.device``; ``mixed_precision``; on CUDA ``nondeterministic_ops``,
+:mod:`talbench.runners.common.device`). A row whose scoped configuration, seed, data (and proposals), family
+code and device kind (``device_key``: the CPU or the GPU model) already have a FINISHED run in the store is not
+run again: its recorded metrics are reused (a child run tagged ``reused_from`` keeps the table complete in the
+UI) and marked ``reused`` in ``results/<table>.json``. Rows are configured by :mod:`talbench.benchmark.rows`.
 
 **Seeds in parallel.** The runs left to train are grouped by seed and the seeds spread over
 ``pipeline.workers`` processes (``--workers``); inside a process the rows of a seed run in file order, so the
@@ -48,6 +50,7 @@ from talbench.data import DatasetCache
 from talbench.errors import ConfigError
 from talbench.io import atomic_dir, atomic_write_json
 from talbench.progress import task_progress
+from talbench.runners.common.device import DEVICE_TAGS, describe, device_key, precision, row_device
 from talbench.runners.families import Family, family_of
 from talbench.stats import mean_std
 from talbench.tracking import provenance
@@ -88,14 +91,17 @@ def plan_rows(bench: Benchmark, params: dict[str, Any], where: str, *, rows: str
     planned = []
     for index, row in selected:
         cfg = row_config(params, profile, bench, row, where, data_source=data_source, tuned=tuned)
+        row_device(cfg), precision(cfg)  # run.device / run.mixed_precision: a one-line error before any run
         planned.append(PlannedRow(index, row, cfg, family_of(cfg)))
     return planned
 
 
 def input_keys(plan: PlannedRow, dataset) -> dict[str, str]:
     """Fingerprints of what a row reads besides its configuration: the data, and the detector proposals of
-    the families that read the ``bsn`` section (the BSN stage's output changes with BSN's code)."""
-    keys = {"data_checksum": dataset.checksum(), "code_hash": plan.family.code_hash()}
+    the families that read the ``bsn`` section (the BSN stage's output changes with BSN's code), and the kind of
+    device the row runs on (the CPU's numbers are not a GPU's)."""
+    keys = {"data_checksum": dataset.checksum(), "code_hash": plan.family.code_hash(),
+            "device_key": device_key(row_device(plan.cfg))}
     if "bsn" in plan.family.sections:
         from talbench.data.proposals import detector_proposals, proposals_fingerprint
 
@@ -226,7 +232,6 @@ def run_table(
         "git_dirty": str(dirty).lower(),
         "mlflow.source.git.commit": commit or "unknown",
         "data_checksum": checksum,
-        "device": provenance.device_description(),
         "tuned": study or "false",
     }
     if provenance.dvc_experiment_name():
@@ -236,7 +241,8 @@ def run_table(
     started = time.perf_counter()
     predictions_folder = Path(results_dir).parent / files.PREDICTIONS_DIR / table
     with tracked_run(client, experiment_id, name=f"{table} ({profile_name}, {len(seed_list)} seeds)",
-                     tags={**common_tags, "kind": "table"}) as parent_id, \
+                     tags={**common_tags, "kind": "table", "device": describe(row_device(planned[0].cfg))}) \
+            as parent_id, \
             atomic_dir(predictions_folder, previous_output=files.is_predictions_folder, owned=files.owned,
                        what="predictions") as folder, task_progress(console) as progress:
         task = progress.add_task(table, total=len(planned) * len(seed_list))
@@ -249,7 +255,10 @@ def run_table(
                     "row_index": str(plan.index), "seed": str(seed), "runner": plan.family.name,
                     "mlflow.parentRunId": parent_id, "reused": "false" if previous is None else "true",
                     **({"diagnostic": plan.row.diagnostic} if plan.row.diagnostic else {}),
-                    **({"control": plan.row.control} if plan.row.control else {})}
+                    **({"control": plan.row.control} if plan.row.control else {}),
+                    # where the numbers were computed (a reused run: where its original was)
+                    **(trained.outcome.device_tags if trained else
+                       {k: v for k, v in previous.data.tags.items() if k in DEVICE_TAGS})}
             timing = {"start_time": trained.start_ms, "end_time": trained.end_ms} if trained else {}
             with tracked_run(client, experiment_id, name=f"s{seed} {plan.row.name}", tags=tags,
                              **timing) as child_id:

@@ -11,6 +11,12 @@ splits (training and test videos, training instances) are checked, so ``talbench
 creates any run; NaN/Inf need the data and are checked the first time a video is loaded
 (:meth:`FeatureDataset.validate_all` loads every file at once).
 
+Memory: a file is read through a memory map (``np.load(mmap_mode="r")``) and only the columns of the stream
+asked for are copied out; the copies live in an LRU cache bounded by ``data.cache_mb`` (one entry per video and
+stream), the map is closed after the copy, and the NaN/Inf check walks the map in blocks of rows. What a process
+holds of the features is thus the cache plus what the caller keeps; the operating system's page cache, not the
+process, keeps the files themselves (docs/pipeline.md states the peak memory of a `paper` row).
+
 :meth:`FeatureDataset.checksum` fingerprints the *contents* of the files it reads, so features changed in
 place (same names, same shapes) are new data: no run or checkpoint of the old ones is reused. A file's hash
 is cached by path, size, modification and change time (``<cache dir>/feature_hashes.json``), so a rerun
@@ -42,6 +48,7 @@ from talbench.errors import DataError
 from talbench.io import atomic_write_json, atomic_write_text
 
 NPY_MAGIC = b"\x93NUMPY"
+CHECK_ROWS = 4096  # rows of a memory-mapped file checked for NaN/Inf at a time
 MISSING_SHOWN = 5  # missing feature files named in the error line (all of them go to the list file)
 HASH_CACHE = "feature_hashes.json"
 
@@ -97,11 +104,13 @@ class FeatureDataset:
         self._splits["train_fit"], self._splits["holdout"] = holdout_split(
             self._splits["train"], holdout_fraction, holdout_seed
         )
+        self._lengths: dict[str, int] = {}  # cells per video, from the headers
+        self._finite: set[str] = set()  # videos whose file passed the NaN/Inf check
         self._check_not_empty()
         self._check_files_exist()
         self._check_headers()
         self._checksum: str | None = None
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_bytes = 0
         self._cache_limit = int(cache_mb * 2**20)
 
@@ -139,12 +148,28 @@ class FeatureDataset:
         return self.layout.feature_dir / f"{video_id}.npy"
 
     def features(self, video_id: str, stream: str = "both") -> np.ndarray:
-        """Float32 ``(T, D)`` features of one stream (read-only view of the cached, validated array)."""
+        """Float32 ``(T, D)`` features of one stream: a read-only copy of the stream's columns of the validated
+        file, read through a memory map, cached (LRU, ``data.cache_mb``)."""
         first, last = self._stream_columns(stream)
-        return self._load(video_id)[:, first:last]
+        key = (video_id, stream)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        mapped = self._map(video_id)
+        array = np.array(mapped[:, first:last], dtype=np.float32, order="C")  # copies this stream's columns only
+        del mapped
+        array.setflags(write=False)
+        self._cache[key] = array
+        self._cache_bytes += array.nbytes
+        while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._cache_bytes -= evicted.nbytes
+        return array
 
     def num_snippets(self, video_id: str) -> int:
-        return int(self._load(video_id).shape[0])
+        if video_id not in self._lengths:
+            self._map(video_id)  # an unknown or blocked video: its error
+        return self._lengths[video_id]
 
     def snippet_centers(self, video_id: str) -> np.ndarray:
         """Centre time (s) of every feature cell: ``(i * stride + clip_frames / 2) / fps``."""
@@ -157,7 +182,7 @@ class FeatureDataset:
         videos = self._splits["train"] + self._splits["test"]
         for video_id in track(videos, description=f"validating {self.name} features", disable=not progress):
             try:
-                self._read(video_id)
+                self._map(video_id)
             except DataError as err:
                 problems.append(str(err))
         if problems:
@@ -247,26 +272,15 @@ class FeatureDataset:
                 field="features",
             )
 
-    def _load(self, video_id: str) -> np.ndarray:
-        if video_id in self._cache:
-            self._cache.move_to_end(video_id)
-            return self._cache[video_id]
-        array = self._read(video_id)
-        array.setflags(write=False)
-        self._cache[video_id] = array
-        self._cache_bytes += array.nbytes
-        while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
-            _, evicted = self._cache.popitem(last=False)
-            self._cache_bytes -= evicted.nbytes
-        return array
-
     def _check_headers(self) -> None:
         """Every feature file's ``.npy`` header (its first bytes; the data is memory-mapped, not read): an empty,
         foreign or object file, a wrong shape or dtype or too few snippets is an error when the dataset
         opens, before any run is created. NaN/Inf need the data: they are checked on a video's first load."""
         for video_id in self._splits["train"] + self._splits["test"]:
             path = self.feature_path(video_id)
-            self._check_array(path, video_id, read_npy(path, video_id, mmap=True))
+            header = read_npy(path, video_id, mmap=True)
+            self._check_array(path, video_id, header)
+            self._lengths[video_id] = int(header.shape[0])
 
     def _check_array(self, path: Path, video_id: str, array: np.ndarray) -> None:
         """Shape ``(T, width)``, floating point and at least ``data.min_snippets`` cells."""
@@ -289,28 +303,34 @@ class FeatureDataset:
                 field="num_snippets",
             )
 
-    def _read(self, video_id: str) -> np.ndarray:
-        """Read and validate one feature file."""
+    def _map(self, video_id: str) -> np.ndarray:
+        """One feature file, memory-mapped and validated (shape and dtype; NaN/Inf the first time, walking the
+        map ``CHECK_ROWS`` rows at a time, so that no copy of the whole file is made)."""
         self._video_row(video_id)
         if video_id in self._blocked:
             raise DataError.at(
                 self.feature_path(video_id), "video is blocked (data.missing_files)", video=video_id
             )
         path = self.feature_path(video_id)
-        array = read_npy(path, video_id)
-        self._check_array(path, video_id, array)
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        finite = np.isfinite(array)
-        if not finite.all():
-            bad_rows = np.flatnonzero(~finite.all(axis=1))
-            raise DataError.at(
-                path,
-                f"{int((~finite).sum())} NaN/Inf values in {bad_rows.size} snippets "
-                f"(first at snippet {int(bad_rows[0])})",
-                video=video_id,
-                field="features",
-            )
-        return array
+        mapped = read_npy(path, video_id, mmap=True)
+        self._check_array(path, video_id, mapped)
+        self._lengths[video_id] = int(mapped.shape[0])
+        if video_id not in self._finite:
+            bad_values, bad_rows = 0, []
+            for begin in range(0, mapped.shape[0], CHECK_ROWS):
+                finite = np.isfinite(mapped[begin : begin + CHECK_ROWS])
+                bad_values += int((~finite).sum())
+                bad_rows.append(begin + np.flatnonzero(~finite.all(axis=1)))
+            if bad_values:
+                rows = np.concatenate(bad_rows)
+                raise DataError.at(
+                    path,
+                    f"{bad_values} NaN/Inf values in {rows.size} snippets (first at snippet {int(rows[0])})",
+                    video=video_id,
+                    field="features",
+                )
+            self._finite.add(video_id)
+        return mapped
 
 
 def read_npy(path: Path, video_id: str, mmap: bool = False) -> np.ndarray:

@@ -107,12 +107,13 @@ def pem_loss(
 ) -> torch.Tensor:
     """BSN eq. 8 with the reference code's tIoU-balanced sampling: every proposal with IoU > ``high``,
     about ``ratio_medium`` x as many from ``(low, high]`` and ``ratio_low`` x as many from ``[0, low]``
-    (random masks drawn from ``generator``); ``0.5 x`` weighted mean squared error."""
+    (random masks drawn from the CPU ``generator`` and moved to the scores' device); ``0.5 x`` weighted mean
+    squared error."""
     is_high = iou > high
     is_medium = (iou <= high) & (iou > low)
     is_low = iou <= low
     num_high = is_high.sum().clamp(min=1).to(score.dtype)
-    draw = torch.rand(iou.shape, generator=generator, dtype=score.dtype)
+    draw = torch.rand(iou.shape, generator=generator, dtype=score.dtype).to(score.device)
     keep_medium = is_medium & (draw < ratio_medium * num_high / is_medium.sum().clamp(min=1))
     keep_low = is_low & (draw < ratio_low * num_high / is_low.sum().clamp(min=1))
     weights = (is_high | keep_medium | keep_low).to(score.dtype)

@@ -1,4 +1,5 @@
-"""Where a number came from: git commit (+ dirty flag), DVC experiment name, code hash and device.
+"""Where a number came from: git commit (+ dirty flag), DVC experiment name and code hash. The device a row ran
+on is described where it is resolved, by the row execution (:func:`talbench.runners.common.device.describe`).
 
 No mlflow import here: the checkpoint helpers use :func:`code_hash` too.
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import platform
 import subprocess
 from pathlib import Path
 
@@ -61,10 +61,3 @@ def code_hash() -> str:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
-
-def device_description() -> str:
-    """``cpu (<processor>, <n> threads)``: the runners are CPU-only by design."""
-    import torch
-
-    processor = platform.processor() or platform.machine()
-    return f"cpu ({processor}, torch {torch.__version__}, {torch.get_num_threads()} threads)"

@@ -92,6 +92,14 @@ def log_params(client, run_id: str, cfg: dict[str, Any]) -> None:
         client.log_batch(run_id, params=items[start : start + PARAMS_PER_BATCH])
 
 
+def set_tags(client, run_id: str, tags: dict[str, str]) -> None:
+    """``tags`` on the run, one batch."""
+    from mlflow.entities import RunTag
+
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+
+
 def log_metrics(client, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
     """``metrics`` at ``step``, in batches of MLflow's limit."""
     from mlflow.entities import Metric

@@ -8,6 +8,8 @@ parameters (every resolved key), the intermediate validation mAP@0.5 as a step m
 objective forwards it to ``trial.report`` and raises ``optuna.TrialPruned`` when the pruner says so.
 MLflow is driven through ``MlflowClient`` with explicit run ids (not optuna_integration's MLflowCallback,
 which logs neither intermediate values nor pruned runs' steps, and relies on the process's active run).
+Trials run on ``run.device`` like every row (:func:`talbench.runners.families.run_row`); a trial's run is
+tagged with the device its seeds ran on (``device``, ``mixed_precision``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class TrialObjective:
 
         from talbench.runners.families import run_row
         from talbench.tracking import store
-        from talbench.tracking.runs import log_metrics, log_params, tracked_run
+        from talbench.tracking.runs import log_metrics, log_params, set_tags, tracked_run
 
         client = store.client(self.tracking_uri)
         values = suggest(trial, self.study.spec.space)
@@ -88,6 +90,7 @@ class TrialObjective:
                         raise optuna.TrialPruned(f"pruned at step {step} (validation mAP@0.5 {value:.2f})")
 
                 outcome = run_row(cfg, seed, self.datasets(cfg), self.console, report=report)
+                set_tags(client, run_id, outcome.device_tags)
                 value = objective_value(self.study, outcome.metrics, f"trial {trial.number} seed {seed}")
                 per_seed.append(value)
                 log_metrics(client, run_id, {f"holdout/{self.study.spec.objective}": value}, step=index)
@@ -105,7 +108,7 @@ def evaluate_config(study: Study, values: dict[str, Any], splits: dict[str, Any]
     ``{"mean", "std", "run_ids", "values"}`` of the objective metric (sample std, 0 with one seed)."""
     from talbench.runners.families import run_row
     from talbench.tracking import store
-    from talbench.tracking.runs import log_metrics, log_params, tracked_run
+    from talbench.tracking.runs import log_metrics, log_params, set_tags, tracked_run
 
     datasets = datasets or DatasetCache()
     client = store.client(tracking_uri)
@@ -119,6 +122,7 @@ def evaluate_config(study: Study, values: dict[str, Any], splits: dict[str, Any]
                          tags=tags) as run_id:
             log_params(client, run_id, cfg)
             outcome = run_row(cfg, seed, datasets(cfg), console)
+            set_tags(client, run_id, outcome.device_tags)
             scores.append(objective_value(study, outcome.metrics, f"{label} on {split}, seed {seed}"))
             log_metrics(client, run_id, outcome.metrics)
         run_ids.append(run_id)

@@ -142,6 +142,16 @@ def _parent_run(client, experiment_id: str, ostudy, study: Study, url: str) -> s
     return parent
 
 
+def study_device(definition: Study) -> str:
+    """The described device the study's trials run on (``run.device``; a bad value or precision is an error
+    before any trial)."""
+    from talbench.runners.common.device import describe, precision, row_device
+
+    cfg = definition.config({}, TUNING_SPLITS)
+    precision(cfg)
+    return describe(row_device(cfg))
+
+
 def run_study(
     study: str,
     *,
@@ -166,6 +176,7 @@ def run_study(
     params_path, benchmarks_dir = Path(params_path).resolve(), Path(benchmarks_dir).resolve()
     definition = load_study(study, load_params(params_path), benchmarks_dir=benchmarks_dir)
     spec = definition.spec
+    device = study_device(definition)
     target = spec.n_trials if trials is None else int(trials)
     if target < 1:
         raise ConfigError(f"--trials must be >= 1, got {target}")
@@ -191,6 +202,7 @@ def run_study(
     experiment_id = store.ensure_experiment(client, experiment)
     store.mark_orphans_killed(client, experiment_id)
     parent = _parent_run(client, experiment_id, ostudy, definition, url)
+    client.set_tag(parent, "device", device)
     started = time.perf_counter()
     try:
         remaining = max(0, target - len(counted_trials(ostudy)))

@@ -87,11 +87,19 @@ def test_nested_runs_tags_params_artifacts(first_execution):
         "git_dirty",
         "data_checksum",
         "device",
+        "device_key",
+        "mixed_precision",
         "config_hash",
         "train_hash",
         "code_hash",
     ):
         assert children[f"tags.{tag}"].notna().all(), tag
+    # where each row ran, as its worker resolved run.device (auto: the CPU on a machine without CUDA)
+    from talbench.runners.common.device import describe, device_key, resolve_device
+
+    assert set(children["tags.device"]) == {describe(resolve_device("auto"))}
+    assert set(children["tags.device_key"]) == {device_key(resolve_device("auto"))}
+    assert set(children["tags.mixed_precision"]) == {"none"}
     assert set(children["tags.table"]) == {TABLE} and set(children["tags.seed"]) == {"0", "1"}
     assert set(children["tags.profile"]) == {"unit"} and set(children["tags.dataset"]) == {"synthetic"}
     few = children[children["tags.row"] == "Linear (5 epochs)"]
@@ -166,6 +174,8 @@ def test_second_execution_reuses_runs(first_execution, monkeypatch):
             assert run["reported"] == earlier[(row["name"], run["seed"])]["reported"]  # from the reused run
     reused = search(filter_string=f"tags.mlflow.parentRunId = '{second['parent_run_id']}'")
     assert set(reused["tags.reused"]) == {"true"} and len(reused) == 4
+    originals = search(filter_string=f"tags.mlflow.parentRunId = '{first['parent_run_id']}'")
+    assert set(reused["tags.device"]) == set(originals["tags.device"])  # where the reused numbers were computed
     import pandas as pd  # a reused run's prediction file comes from its original run's artifacts: the same table
 
     for row in second["rows"]:
@@ -427,6 +437,16 @@ def test_changed_features_are_not_reused(own_project):
     assert TRAINED[before:] == TRAINED[before - 1:before]  # the same checkpoint folder, trained again
     third = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "c")
     assert third["rows"][0]["runs"][0]["reused_from"] == second["rows"][0]["runs"][0]["run_id"]
+
+
+def test_runs_of_another_device_kind_are_not_reused(own_project, monkeypatch):
+    """A CPU's numbers are not a GPU's: the device kind is one of the reuse keys."""
+    first = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "a")
+    assert run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "b")["rows"][0]["runs"][0]["reused"]
+    monkeypatch.setattr("talbench.benchmark.run.device_key", lambda device: "cuda/Another GPU")
+    other = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "c")
+    assert other["rows"][0]["runs"][0]["reused"] is False
+    assert other["rows"][0]["runs"][0]["run_id"] != first["rows"][0]["runs"][0]["run_id"]
 
 
 def test_segment_policy_is_printed_logged_and_recorded(own_project):

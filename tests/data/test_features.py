@@ -101,14 +101,18 @@ def test_streams_grid_and_splits(root):
 
 
 def test_cache_is_read_only_and_bounded(root):
-    ds = make_dataset(root, cache_mb=2 * 12 * 2 * DIM * 4 / 2**20)  # room for two videos
+    ds = make_dataset(root, cache_mb=2 * 12 * 2 * DIM * 4 / 2**20)  # room for two videos' two streams
     first = ds.features("video_test_0000001")
-    assert ds.features("video_test_0000001", "rgb").base is first.base  # served from the cache
+    assert ds.features("video_test_0000001") is first  # served from the cache
     with pytest.raises(ValueError, match="read-only"):
         first[0, 0] = 1.0
+    rgb = ds.features("video_test_0000001", "rgb")  # a copy of the stream's columns only, not a view of the file
+    assert rgb.flags.c_contiguous and rgb.base is None and np.array_equal(rgb, first[:, :DIM])
     for vid in ds.video_ids("train"):
         ds.features(vid)
-    assert len(ds._cache) == 2 and "video_test_0000001" not in ds._cache
+    assert len(ds._cache) == 2 and ("video_test_0000001", "both") not in ds._cache
+    assert ds._cache_bytes <= ds._cache_limit
+    assert ds.num_snippets("video_validation_0000003") == 12
 
 
 def test_missing_files_all_listed_and_block_list(root, tmp_path, monkeypatch):

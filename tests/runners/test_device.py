@@ -1,12 +1,22 @@
-"""run.device and run.mixed_precision: auto resolves to the CPU here, CUDA paths run only where a GPU exists."""
+"""run.device and run.mixed_precision: auto resolves to the CPU here, CUDA paths run only where a GPU exists; tiny
+rows of every family on main keep their tensors on the row's device (the audit of tests/helpers/device_audit.py,
+which catches a forgotten ``.to(device)`` on a CPU-only machine) and record where they ran."""
 
 from __future__ import annotations
 
+import copy
+import re
+
+import numpy as np
 import pytest
 import torch
+from helpers.device_audit import DeviceAudit
 
+from talbench.config import load_params, resolve
 from talbench.errors import ConfigError
 from talbench.runners.common.device import autocast, describe, precision, resolve_device, row_device
+from talbench.runners.common.execution import execute_row
+from talbench.runners.families import run_row
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -57,3 +67,125 @@ def test_mixed_precision_is_off_by_default_and_bf16_on_request():
         assert layer(x).dtype == torch.float32
     with autocast({"run": {"mixed_precision": "bf16"}}, torch.device("cpu")):
         assert layer(x).dtype == torch.bfloat16
+
+
+# ------------------------------------------------------------------------------------------ rows and their tags
+
+
+def test_the_audit_catches_what_a_gpu_would_refuse():
+    """The audit (tests/helpers/device_audit.py) can fail: a module or an input left on the host, a moved copy
+    left unused, numpy of a device tensor, a CPU generator drawing into a device tensor, host data indexed with
+    device indices; the same steps done right pass."""
+    device = torch.device("cpu")
+
+    def right():
+        model = torch.nn.Linear(3, 2).to(device)
+        x = torch.from_numpy(np.ones((4, 3), np.float32)).to(device)
+        optimizer = torch.optim.Adam(model.parameters())
+        model(x).sum().backward()
+        optimizer.step()
+        copy.deepcopy(model)(x).detach().cpu().numpy()
+        generator = torch.Generator().manual_seed(0)
+        x[torch.randperm(4, generator=generator)]
+        return torch.rand(4, generator=generator).to(device) < x[:, 0]
+
+    def unused_move():
+        x = torch.ones(4, 3)
+        x.to(device)
+        return torch.nn.Linear(3, 2).to(device)(x)
+
+    def random_into_device():
+        with torch.no_grad():
+            torch.nn.Linear(3, 2).to(device).weight.normal_(generator=torch.Generator())
+
+    wrong = {
+        "module on the host": lambda: torch.nn.Linear(3, 2)(torch.ones(4, 3).to(device)),
+        "input on the host": lambda: torch.nn.Linear(3, 2).to(device)(torch.ones(4, 3)),
+        "a moved copy left unused": unused_move,
+        "numpy of a device tensor": lambda: torch.ones(2).to(device).numpy(),
+        "a CPU generator drawing on the device": random_into_device,
+        "host data, device indices": lambda: torch.ones(4)[torch.arange(2, device=device)],
+    }
+    with DeviceAudit() as audit:
+        right()
+    assert audit.violations == [] and audit.operations > 20
+    for what, step in wrong.items():
+        with DeviceAudit() as audit:
+            step()
+        assert len(audit.violations) == 1, (what, audit.violations)
+
+
+@pytest.fixture(scope="module")
+def tiny_rows(tiny_synthetic, tmp_path_factory):
+    """The tiny benchmark with its stand-in proposals as BSN CSVs, and short schedules for a D-Net row (random
+    removed codes, EMA, clipping, video-level classifier) and a RefactorNet row (BSN on F', video fusion)."""
+    from talbench.data.proposals import write_proposals
+
+    _, cfg, dataset, proposals = tiny_synthetic
+    folder = tmp_path_factory.mktemp("proposals")
+    write_proposals(folder, proposals, dataset.video_ids("train") + dataset.video_ids("test"))
+    root = {"data": {"synthetic_root": cfg["data"]["synthetic_root"]},
+            "bsn": {"source": "bsn_csv", "external_path": str(folder), "external_normalized": False,
+                    "tem_epochs": 2, "pem_epochs": 2},
+            "test_time": {"video_cls": "classifier", "video_cls_epochs": 20}}
+    dnet = resolve(load_params(), "tiny", root | {
+        "detector": {"epochs": 2, "lr_steps": [1], "ema_decay": 0.9, "clip_grad_norm": 1.0},
+        "dnet": {"removed_code": "random"}})
+    refactornet = resolve(load_params(), "tiny", root | {
+        "model": {"runner": "refactornet"}, "detector": {"aggregation": "roi_pool", "head_mlps": 3},
+        "refactornet": {"video_fusion_sources": ["synthetic"], "stage1": {"epochs": 1}, "stage2": {"epochs": 1}}})
+    return {"dnet": dnet, "refactornet": refactornet}, dataset
+
+
+@pytest.mark.parametrize("family", ["dnet", "refactornet"])
+def test_rows_keep_every_tensor_on_the_row_device(tiny_rows, family, tmp_path, monkeypatch):
+    """A tiny D-Net row and a RefactorNet row (BSN training and proposals on F', the detector's training and
+    inference, the video-level classifier, coupling samples, the probe) under the audit: no operation mixes
+    the row's device with the host. The outcome says where it ran."""
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path))
+    configs, dataset = tiny_rows
+    with DeviceAudit() as audit:
+        outcome = run_row(configs[family], 0, dataset)
+    assert audit.violations == []
+    assert audit.operations > 10_000  # the whole row ran under the audit
+    assert outcome.device_tags == {"device": describe(row_device(configs[family])), "mixed_precision": "none"}
+
+
+def test_mixed_precision_runs_a_row_and_is_tagged(tiny_rows, tmp_path, monkeypatch):
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path))
+    configs, dataset = tiny_rows
+    cfg = copy.deepcopy(configs["dnet"])
+    cfg["run"]["mixed_precision"] = "bf16"
+    outcome = run_row(cfg, 0, dataset)
+    assert outcome.device_tags["mixed_precision"] == "bf16"
+    assert all(np.isfinite(v) for k, v in outcome.metrics.items() if "mAP" in k)
+
+
+@pytest.mark.parametrize(("key", "value", "error"), [
+    ("device", "gpu", "field 'run.device': 'gpu' is not auto, cpu, cuda or cuda:<index>"),
+    ("mixed_precision", "fp8", "field 'run.mixed_precision': 'fp8' is not null or bf16"),
+])
+def test_a_bad_device_or_precision_stops_the_row_before_any_work(key, value, error):
+    def runner(*args, **kwargs):
+        pytest.fail("the runner ran")
+
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        execute_row(runner, "probe", {"run": {key: value}}, 0, dataset=None)
+
+
+@needs_cuda
+def test_a_tiny_row_on_cuda_is_tagged_cuda_and_repeats_itself(tiny_rows, tmp_path, monkeypatch):
+    """On a GPU: the D-Net row on cuda, tagged with the GPU's name; trained twice from scratch with one seed it
+    gives the same numbers (deterministic algorithms, docs: same GPU model, driver and PyTorch)."""
+    configs, dataset = tiny_rows
+    cfg = copy.deepcopy(configs["dnet"])
+    cfg["run"]["device"] = "cuda"
+    runs = []
+    for folder in ("a", "b"):
+        monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path / folder))
+        runs.append(run_row(cfg, 0, dataset))
+    tag = runs[0].device_tags["device"]
+    assert tag.startswith("cuda:0 (") and torch.cuda.get_device_name(0) in tag
+    assert runs[0].metrics["fusion/mAP_0.5"] >= 0
+    assert {k: v for k, v in runs[0].metrics.items() if "/" in k} == {k: v for k, v in runs[1].metrics.items()
+                                                                      if "/" in k}

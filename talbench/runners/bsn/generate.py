@@ -11,6 +11,7 @@ from rich.console import Console
 from talbench.progress import task_progress
 from talbench.runners.bsn.pgm import cells_to_seconds, tem_curves, video_candidates, window_stride
 from talbench.runners.bsn.train import BSN
+from talbench.runners.common.device import autocast, module_device
 
 
 @torch.no_grad()
@@ -45,9 +46,12 @@ def _video_candidates_scored(model: BSN, dataset, video_id: str) -> pd.DataFrame
     settings = model.settings
     features = dataset.features(video_id, settings["stream"])
     centers = np.asarray(dataset.snippet_centers(video_id), dtype=np.float64)
-    curves = tem_curves(model.tem, features, settings["window"], window_stride(settings))
+    curves = tem_curves(model.tem, features, settings["window"], window_stride(settings), model.run)
     cells, start_score, end_score, bsp = video_candidates(curves, settings, settings["pem_top_k_infer"])
-    conf = model.pem(torch.from_numpy(bsp)).numpy().astype(np.float64)
+    device = module_device(model.pem)
+    with autocast({"run": model.run}, device):
+        conf = model.pem(torch.from_numpy(bsp).to(device))
+    conf = conf.float().cpu().numpy().astype(np.float64)
     segments = cells_to_seconds(cells, centers).reshape(-1, 2)
     return pd.DataFrame(
         {

@@ -25,6 +25,7 @@ import torch
 
 from talbench.eval.tiou import intersection_over_first
 from talbench.models.bsn import TEM
+from talbench.runners.common.device import autocast, module_device
 
 
 def tem_targets(length: int, segments: np.ndarray, boundary_ratio: float = 0.1) -> np.ndarray:
@@ -172,12 +173,17 @@ def windows(features: np.ndarray, targets: np.ndarray, window: int, stride: int)
 
 
 @torch.no_grad()
-def tem_curves(tem: TEM, features: np.ndarray, window: int, stride: int) -> np.ndarray:
-    """``(3, T)`` actionness / start / end of one video: TEM on the sliding windows, overlaps averaged."""
+def tem_curves(tem: TEM, features: np.ndarray, window: int, stride: int,
+               run: dict[str, Any] | None = None) -> np.ndarray:
+    """``(3, T)`` actionness / start / end of one video: TEM on the sliding windows (on the TEM's device,
+    autocast by ``run.mixed_precision``), overlaps averaged."""
     length = len(features)
     targets = np.zeros((3, length), dtype=np.float32)
     x, _, _ = windows(np.asarray(features, dtype=np.float32), targets, window, stride)
-    out = tem(torch.from_numpy(x)).numpy()  # (N, 3, window)
+    device = module_device(tem)
+    with autocast({"run": run or {}}, device):
+        out = tem(torch.from_numpy(x).to(device))
+    out = out.float().cpu().numpy()  # (N, 3, window)
     padded_len = max(length, window)
     offsets = window_offsets(padded_len, window, stride)
     index = (offsets[:, None] + np.arange(window)[None, :]).ravel()

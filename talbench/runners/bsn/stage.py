@@ -17,6 +17,9 @@ Pipeline (BSN, Lin et al. ECCV 2018, Fig. 2):
 proposals of the training videos (train_fit and holdout) to ``proposals/<source>-<profile>-train_fit/``, with
 AR@AN on the holdout in ``results/proposals-train_fit.json``: the proposals of the Optuna studies and of every
 choice made on the holdout, from a BSN that never saw the holdout's annotations (the test videos are not read).
+
+BSN trains and proposes on ``run.device`` (deterministic on CUDA as :mod:`talbench.runners.common.device`
+describes), with ``run.mixed_precision``; the results file records the device.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from talbench.data.proposals import proposals_dir, write_proposals
 from talbench.io import atomic_write_json
 from talbench.runners.bsn.generate import generate_proposals
 from talbench.runners.bsn.train import fit_bsn
+from talbench.runners.common.device import (
+    configure_determinism,
+    device_tags,
+    nondeterminism_recorder,
+    precision,
+    row_device,
+)
 
 
 def _evaluate(cfg: dict[str, Any], dataset, proposals: pd.DataFrame, split: str) -> dict[str, Any]:
@@ -64,16 +74,19 @@ def run_proposal_stage(
     if train_split:
         overrides["bsn"] = {"train_split": train_split}
     cfg = resolve(params, profile, overrides or None)
+    device = row_device(cfg)
+    precision(cfg)
     torch.set_num_threads(int(cfg.get("run", {}).get("torch_threads", 1)))
+    configure_determinism(device)
     dataset = open_dataset(cfg)
-    model = fit_bsn(cfg, dataset, console)
-
-    tuning = model.settings["train_split"] != "train"
-    splits, eval_split = (("train",), "holdout") if tuning else (("train", "test"), "test")
-    video_ids = [v for split in splits for v in dataset.video_ids(split)]
-    t0 = time.perf_counter()
-    proposals = generate_proposals(model, dataset, video_ids, console)
-    inference_s = time.perf_counter() - t0
+    with nondeterminism_recorder(device) as nondeterministic:
+        model = fit_bsn(cfg, dataset, console)
+        tuning = model.settings["train_split"] != "train"
+        splits, eval_split = (("train",), "holdout") if tuning else (("train", "test"), "test")
+        video_ids = [v for split in splits for v in dataset.video_ids(split)]
+        t0 = time.perf_counter()
+        proposals = generate_proposals(model, dataset, video_ids, console)
+        inference_s = time.perf_counter() - t0
     out_dir = proposals_dir(cfg, root)
     write_proposals(out_dir, proposals, video_ids)
 
@@ -90,6 +103,7 @@ def run_proposal_stage(
         "proposals_per_video": float(len(proposals) / max(len(video_ids), 1)),
         "average_recall": recall,
         "param_counts": model.param_counts,
+        **device_tags(cfg, device, nondeterministic),
         "timings": {**model.timings, "inference_s": inference_s,
                     "videos_per_s": len(video_ids) / max(inference_s, 1e-9)},
     }

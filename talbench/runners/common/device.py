@@ -2,11 +2,20 @@
 ``run.mixed_precision`` (``null`` | ``bf16``), resolved once per row.
 
 ``auto`` is the first CUDA device when torch sees one, else the CPU; naming a CUDA device on a machine without
-it is a one-line error. On CUDA the row runs as deterministically as PyTorch allows
-(:func:`configure_determinism`): deterministic algorithms (already on for every row), no cuDNN autotuning,
-``CUBLAS_WORKSPACE_CONFIG=:4096:8`` for deterministic cuBLAS; the same seed then gives the same numbers on the
-same GPU model and driver, not across GPU models, and never the CPU's numbers (other kernels). Mixed precision is
-off unless ``run.mixed_precision`` asks for it; the row's MLflow tags record the device and its precision.
+it is a one-line error. A runner asks for its row's device with :func:`row_device`, builds and seeds its model
+on the CPU and moves it (so the initial weights are the same on every device), builds its batches on the CPU
+with numpy and moves them, draws its random permutations and masks from CPU ``torch.Generator`` s (the same
+draws on every device) and brings results back with ``.cpu()`` before numpy; :func:`autocast` wraps its forward
+passes.
+
+On CUDA the row runs as deterministically as PyTorch allows (:func:`configure_determinism`): deterministic
+algorithms, no cuDNN autotuning, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` for deterministic cuBLAS. An operation
+PyTorch has no deterministic CUDA kernel for warns instead of failing the row and is recorded
+(:func:`nondeterminism_recorder`, the run's ``nondeterministic_ops`` tag). The same seed then gives the same
+numbers on the same GPU model, driver and PyTorch, not across GPU models, and never the CPU's numbers (other
+kernels, other summation orders); :func:`device_key` is therefore part of a run's and a checkpoint's identity.
+Mixed precision is off unless ``run.mixed_precision`` asks for it; the row's MLflow tags record the device,
+its name and the precision (:func:`device_tags`).
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +33,8 @@ import torch
 from talbench.errors import ConfigError
 
 PRECISIONS = {"bf16": torch.bfloat16}  # bfloat16 needs no loss scaling (float16 would need a GradScaler)
+NONDETERMINISTIC = re.compile(r"(\w+) does not have a deterministic implementation")
+DEVICE_TAGS = ("device", "mixed_precision", "nondeterministic_ops")  # a row run's tags, :func:`device_tags`
 
 
 def resolve_device(spec: str | None) -> torch.device:
@@ -50,6 +63,11 @@ def row_device(cfg: dict[str, Any]) -> torch.device:
     return resolve_device(cfg.get("run", {}).get("device"))
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's parameters (the CPU for a module without any)."""
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
 def describe(device: torch.device) -> str:
     """``cuda:0 (NVIDIA H200, torch 2.x)`` or ``cpu (<processor>, torch 2.x, <n> threads)``."""
     if device.type == "cuda":
@@ -58,13 +76,43 @@ def describe(device: torch.device) -> str:
     return f"cpu ({processor}, torch {torch.__version__}, {torch.get_num_threads()} threads)"
 
 
+def device_key(device: torch.device) -> str:
+    """What a row's numbers depend on besides its configuration: ``cpu``, or ``cuda/<GPU model>`` (another GPU
+    model runs other kernels). Part of a run's reuse keys and of a checkpoint's inputs."""
+    return f"cuda/{torch.cuda.get_device_name(device)}" if device.type == "cuda" else "cpu"
+
+
 def configure_determinism(device: torch.device) -> None:
-    """CUDA: deterministic cuBLAS workspace, cuDNN deterministic and not autotuned (nothing to do on the CPU)."""
+    """CUDA: deterministic algorithms (warning, not failing, where PyTorch has none), deterministic cuBLAS
+    workspace, cuDNN deterministic and not autotuned. Nothing on the CPU, where
+    :func:`talbench.runners.common.execution.seed_everything` already asks for deterministic algorithms."""
     if device.type != "cuda":
         return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def nondeterminism_recorder(device: torch.device) -> Iterator[list[str]]:
+    """On CUDA: the names of the operations that ran without a deterministic implementation (PyTorch's
+    warnings under :func:`configure_determinism`, passed on unchanged); on the CPU an empty list."""
+    found: list[str] = []
+    if device.type != "cuda":
+        yield found
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield found
+        finally:
+            for item in caught:
+                match = NONDETERMINISTIC.search(str(item.message))
+                if match and match.group(1) not in found:
+                    found.append(match.group(1))
+    for item in caught:  # shown as they would have been
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno, source=item.source)
 
 
 def precision(cfg: dict[str, Any]) -> torch.dtype | None:
@@ -75,6 +123,21 @@ def precision(cfg: dict[str, Any]) -> torch.dtype | None:
     if value not in PRECISIONS:
         raise ConfigError(f"params.yaml: field 'run.mixed_precision': '{value}' is not null or bf16")
     return PRECISIONS[value]
+
+
+def precision_name(cfg: dict[str, Any]) -> str:
+    """``bf16`` or ``none``: the ``mixed_precision`` tag of a row."""
+    dtype = precision(cfg)
+    return next(name for name, d in PRECISIONS.items() if d is dtype) if dtype is not None else "none"
+
+
+def device_tags(cfg: dict[str, Any], device: torch.device, nondeterministic: list[str] = ()) -> dict[str, str]:
+    """A row run's MLflow tags: ``device`` (described), ``mixed_precision`` and, on CUDA, the operations that ran
+    without a deterministic implementation (``nondeterministic_ops``)."""
+    tags = {"device": describe(device), "mixed_precision": precision_name(cfg)}
+    if nondeterministic:
+        tags["nondeterministic_ops"] = ",".join(nondeterministic)
+    return tags
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Running one row deterministically: seed everything, call the family's runner, check its outcome.
+"""Running one row deterministically: resolve its device, seed everything, call the family's runner, check its
+outcome and record where it ran.
 
 Part of every family's code hash (:meth:`talbench.runners.families.Family.code_hash`): what decides the numbers
 of a row is this module and the runner's own import closure.
@@ -14,6 +15,13 @@ from typing import Any
 import numpy as np
 
 from talbench.errors import ConfigError
+from talbench.runners.common.device import (
+    configure_determinism,
+    device_tags,
+    nondeterminism_recorder,
+    precision,
+    row_device,
+)
 from talbench.runners.common.outcome import RowOutcome
 
 
@@ -40,10 +48,18 @@ def execute_row(
     console=None,
     report: Callable[[int, float], None] | None = None,
 ) -> RowOutcome:
-    """Seed everything, then ``runner(cfg, seed, dataset, console, report=report)``; its outcome checked."""
+    """Resolve ``run.device`` and ``run.mixed_precision`` (a bad value is an error before any work), seed
+    everything, make CUDA deterministic, then ``runner(cfg, seed, dataset, console, report=report)``; its outcome
+    checked and given the row's device tags (:func:`talbench.runners.common.device.device_tags`). The runner
+    asks for the same device with ``row_device(cfg)``."""
+    device = row_device(cfg)
+    precision(cfg)
     seed_everything(seed, threads=cfg.get("run", {}).get("torch_threads", 1))
-    outcome = runner(cfg, seed, dataset, console, report=report)
+    configure_determinism(device)
+    with nondeterminism_recorder(device) as nondeterministic:
+        outcome = runner(cfg, seed, dataset, console, report=report)
     if not isinstance(outcome, RowOutcome):
         raise ConfigError(f"runner '{name}' returned {type(outcome).__name__}, not RowOutcome")
     outcome.validate(name)
+    outcome.device_tags = device_tags(cfg, device, nondeterministic)
     return outcome

@@ -23,6 +23,7 @@ class RowOutcome:
     end, score`` on the evaluation split. ``video_stats``: the per-video components of ratio metrics, a
     DataFrame ``metric, video_id, numerator, denominator`` with ``metric = 100 sum(numerator) /
     sum(denominator)`` (what the bootstrap over test videos resamples). ``timings``: seconds (``train``, ...).
+    ``device_tags``: where the row ran (device, precision), set by the row execution, not by the runner.
     """
 
     metrics: dict[str, float]
@@ -32,6 +33,7 @@ class RowOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     checkpoint_dir: Path | None = None
     artifacts: dict[str, Path] = field(default_factory=dict)
+    device_tags: dict[str, str] = field(default_factory=dict)
 
     def validate(self, runner: str) -> None:
         """Metric names MLflow accepts (no ``@``) and real numbers; prediction frames with the shared columns."""

@@ -33,19 +33,22 @@ def pool_snippets(features: np.ndarray, centers: np.ndarray, factor: int) -> tup
 
 @dataclass
 class VideoSnippets:
-    """One video's 16-frame snippet features for one stream, their times and the video max-pool (eq. 9)."""
+    """One video's 16-frame snippet features for one stream (on the row's device), their times and the video
+    max-pool (eq. 9)."""
 
     features: torch.Tensor  # (T', D)
     centers: np.ndarray  # (T',)
     video_global: torch.Tensor  # (D,)
 
 
-def load_snippets(dataset, video_ids: list[str], stream: str, factor: int) -> dict[str, VideoSnippets]:
-    """16-frame snippets of every video for one stream (cells average-pooled by ``factor``)."""
+def load_snippets(dataset, video_ids: list[str], stream: str, factor: int,
+                  device: torch.device | str = "cpu") -> dict[str, VideoSnippets]:
+    """16-frame snippets of every video for one stream (cells average-pooled by ``factor`` on the CPU), kept
+    on ``device``: the detectors' batches are gathered from them there."""
     videos = {}
     for vid in video_ids:
         pooled, centers = pool_snippets(np.asarray(dataset.features(vid, stream), dtype=np.float32),
                                         np.asarray(dataset.snippet_centers(vid), dtype=np.float64), factor)
-        features = torch.from_numpy(pooled)
+        features = torch.from_numpy(pooled).to(device)
         videos[vid] = VideoSnippets(features, centers, features.amax(dim=0))  # D-Net eq. 9: f_g = max_t x_t
     return videos

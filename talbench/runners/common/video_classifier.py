@@ -20,18 +20,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from talbench.runners.common.device import autocast, row_device
 
-def pooled_video_features(dataset, video_ids: list[str]) -> torch.Tensor:
+
+def pooled_video_features(dataset, video_ids: list[str], device: torch.device | str = "cpu") -> torch.Tensor:
     rows = []
     for vid in video_ids:
         x = np.asarray(dataset.features(vid, "both"), dtype=np.float32)
         rows.append(np.concatenate([x.max(axis=0), x.mean(axis=0)]))
-    return torch.from_numpy(np.stack(rows))
+    return torch.from_numpy(np.stack(rows)).to(device)
 
 
 def train_video_classifier(dataset, train_ids: list[str], train_split: str, epochs: int, lr: float,
-                           weight_decay: float, seed: int) -> tuple[torch.nn.Linear, torch.Tensor, torch.Tensor]:
-    """Logistic regression (one sigmoid per class) on standardised pooled features; full-batch Adam."""
+                           weight_decay: float, seed: int, device: torch.device | str = "cpu",
+                           cfg: dict | None = None) -> tuple[torch.nn.Linear, torch.Tensor, torch.Tensor]:
+    """Logistic regression (one sigmoid per class) on standardised pooled features; full-batch Adam on
+    ``device`` (initialised on the CPU from ``seed``; ``cfg``'s ``run.mixed_precision`` autocasts it)."""
     gt = dataset.instances(train_split)
     targets = torch.zeros(len(train_ids), len(dataset.classes))
     position = {v: i for i, v in enumerate(train_ids)}
@@ -39,18 +43,22 @@ def train_video_classifier(dataset, train_ids: list[str], train_split: str, epoc
     valid = rows.notna().to_numpy()
     targets[torch.from_numpy(rows[valid].to_numpy(dtype=np.int64, copy=True)),
             torch.from_numpy(gt["label_id"].to_numpy(dtype=np.int64, copy=True)[valid])] = 1.0
-    x = pooled_video_features(dataset, train_ids)
+    targets = targets.to(device)
+    x = pooled_video_features(dataset, train_ids, device)
     mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
     generator = torch.Generator().manual_seed(seed)
     model = torch.nn.Linear(x.shape[1], targets.shape[1])
     with torch.no_grad():
         model.weight.normal_(0.0, 0.01, generator=generator)
         model.bias.zero_()
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     xs = (x - mean) / std
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
-        F.binary_cross_entropy_with_logits(model(xs), targets).backward()
+        with autocast(cfg or {}, torch.device(device)):
+            loss = F.binary_cross_entropy_with_logits(model(xs), targets)
+        loss.backward()
         optimizer.step()
     return model, mean, std
 
@@ -71,8 +79,10 @@ def video_scores(cfg: dict, dataset, train_ids: list[str], eval_ids: list[str], 
         return {vid: probs[i].astype(np.float64) for i, vid in enumerate(table.index)}
     if mode != "classifier":
         raise ValueError(f"test_time.video_cls must be none, classifier or untrimmednet, got {mode!r}")
+    device = row_device(cfg)
     model, mean, std = train_video_classifier(dataset, train_ids, cfg["run"]["train_split"], tt["video_cls_epochs"],
-                                              tt["video_cls_lr"], tt["video_cls_weight_decay"], seed)
-    with torch.no_grad():
-        probs = torch.sigmoid(model((pooled_video_features(dataset, eval_ids) - mean) / std)).numpy()
+                                              tt["video_cls_lr"], tt["video_cls_weight_decay"], seed, device, cfg)
+    with torch.no_grad(), autocast(cfg, device):
+        logits = model((pooled_video_features(dataset, eval_ids, device) - mean) / std)
+    probs = torch.sigmoid(logits.float()).cpu().numpy()
     return {vid: probs[i].astype(np.float64) for i, vid in enumerate(eval_ids)}

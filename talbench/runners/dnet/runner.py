@@ -34,6 +34,7 @@ from talbench.runners.common.checkpoints import (
     save_checkpoint,
     training_code_hash,
 )
+from talbench.runners.common.device import device_key, row_device
 from talbench.runners.common.outcome import RowOutcome
 from talbench.runners.common.snippets import load_snippets
 from talbench.runners.common.video_classifier import video_scores
@@ -69,23 +70,24 @@ def _segments_by_video(proposals: pd.DataFrame, video_ids: list[str]) -> dict[st
 
 
 class _StreamData:
-    """Snippets of one stream for the training and evaluation videos (loaded once per row)."""
+    """Snippets of one stream for the training and evaluation videos (loaded once per row, on its device)."""
 
-    def __init__(self, dataset, train_ids, eval_ids, stream, factor):
-        self.train = load_snippets(dataset, train_ids, stream, factor)
-        self.eval = load_snippets(dataset, eval_ids, stream, factor)
+    def __init__(self, dataset, train_ids, eval_ids, stream, factor, device):
+        self.train = load_snippets(dataset, train_ids, stream, factor, device)
+        self.eval = load_snippets(dataset, eval_ids, stream, factor, device)
 
 
 def _train_or_load(cfg, seed, dataset, data: dict[str, _StreamData], assigned, inputs, console,
                    flow_epoch_hook=None) -> tuple[dict[str, torch.nn.Module], dict, Path]:
-    """The two stream models of ``cfg`` (cached by training hash); timings of the training if it ran."""
+    """The two stream models of ``cfg`` (cached by training hash) on the row's device (initialised on the CPU);
+    timings of the training if it ran."""
     folder = checkpoint_dir(cfg, seed, RUNNER)
     num_classes = len(dataset.classes)
     models = {}
     for i, stream in enumerate(STREAMS):
         torch.manual_seed(seed * 1009 + i)
         models[stream] = build_detector(cfg, data[stream].train[next(iter(data[stream].train))].features.shape[1],
-                                        num_classes)
+                                        num_classes).to(row_device(cfg))
     states = load_checkpoint(folder, cfg, inputs)
     if states is not None:
         for stream in STREAMS:
@@ -130,7 +132,8 @@ def run_with_proposals(cfg: dict, seed: int, dataset, proposals: pd.DataFrame, c
     for key in ("cls_feature", "loc_feature"):
         if tt[key] not in ("F_cls", "F_loc", "F_pro"):
             raise ValueError(f"test_time.{key} must be F_cls, F_loc or F_pro, got {tt[key]!r}")
-    data = {s: _StreamData(dataset, train_ids, eval_ids, s, det["snippet_pooling"]) for s in STREAMS}
+    device = row_device(cfg)
+    data = {s: _StreamData(dataset, train_ids, eval_ids, s, det["snippet_pooling"], device) for s in STREAMS}
     assigned = assign_training_proposals(dataset, train_ids, proposals, dataset.instances(train_split), det["sampling"])
     eval_segments = _segments_by_video(proposals, eval_ids)
     gt = dataset.instances(eval_split)
@@ -153,7 +156,7 @@ def run_with_proposals(cfg: dict, seed: int, dataset, proposals: pd.DataFrame, c
     uses_main = tt["cls_feature"] != "F_pro" or tt["loc_feature"] != "F_pro"
     hook = report_hook if report is not None and uses_main else None
     inputs = {"code": training_code_hash(__name__), "data": dataset.checksum(),
-              "proposals": proposals_fingerprint(proposals)}
+              "proposals": proposals_fingerprint(proposals), "device": device_key(device)}
     models, timings, folder = _train_or_load(cfg, seed, dataset, data, assigned, inputs, console, hook)
     outputs, speed = predict(models, *(f if f != "F_pro" else "F_cls" for f in (tt["cls_feature"], tt["loc_feature"])))
     if uses_pro:

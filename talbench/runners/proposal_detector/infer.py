@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from talbench.models.proposal_detector import ProposalDetector
+from talbench.runners.common.device import autocast, module_device
 from talbench.runners.common.snippets import VideoSnippets
 from talbench.runners.proposal_detector.regions import build_batch
 
@@ -49,18 +50,21 @@ def decode_boundaries(segments: np.ndarray, regression: np.ndarray) -> np.ndarra
 @torch.no_grad()
 def predict_stream(model: ProposalDetector, videos: dict[str, VideoSnippets], proposals: dict[str, np.ndarray],
                    cfg: dict, cls_feature: str = "F_cls", loc_feature: str = "F_loc") -> tuple[dict[str, ProposalScores], float]:
-    """Outputs for every video's proposals; returns them and the proposals per second."""
+    """Outputs for every video's proposals (computed on the model's device, returned as float32 numpy arrays);
+    returns them and the proposals per second."""
     model.eval()
+    device = module_device(model)
     chunk, max_snippets = cfg["detector"]["inference_chunk"], cfg["detector"]["max_snippets"]
     outputs, total, start = {}, 0, time.perf_counter()
     for vid, segments in proposals.items():
         cls_parts, comp_parts, reg_parts = [], [], []
         for first in range(0, len(segments), chunk):
             batch = build_batch([videos[vid]], [segments[first:first + chunk]], max_snippets)
-            out = model(batch, cls_feature=cls_feature, loc_feature=loc_feature)
-            cls_parts.append(torch.softmax(out["cls_logits"], dim=-1)[:, 1:].numpy())
-            comp_parts.append(out["completeness"].numpy())
-            reg_parts.append(out["regression"].numpy())
+            with autocast(cfg, device):
+                out = model(batch, cls_feature=cls_feature, loc_feature=loc_feature)
+            cls_parts.append(torch.softmax(out["cls_logits"].float(), dim=-1)[:, 1:].cpu().numpy())
+            comp_parts.append(out["completeness"].float().cpu().numpy())
+            reg_parts.append(out["regression"].float().cpu().numpy())
         outputs[vid] = ProposalScores(segments, np.concatenate(cls_parts), np.concatenate(comp_parts),
                                       decode_boundaries(segments, np.concatenate(reg_parts)))
         total += len(segments)

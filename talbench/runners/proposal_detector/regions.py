@@ -54,7 +54,8 @@ def build_batch(videos: list[VideoSnippets], segments: list[np.ndarray], max_sni
     holds the videos' whole snippet sequences, so that a module running over a video's sequence (RefactorNet's
     slot, sec. 3.5: F -> F') can encode them first and gather the regions afterwards: ``snippets`` ``(S, D)``
     (the videos' sequences one after the other), ``lengths`` ``(V,)`` (snippets per video), ``video_index``
-    ``(N,)`` (each proposal's video) and ``<region>_index`` ``(N, K)`` (rows of ``snippets``)."""
+    ``(N,)`` (each proposal's video) and ``<region>_index`` ``(N, K)`` (rows of ``snippets``). The indices are
+    computed with numpy and moved to the device of the videos' snippets, where the regions are gathered."""
     parts: dict[str, list] = {r: [] for r in ("left", "center", "right")}
     flat, offset, global_rows, video_index = [], 0, [], []
     indices: dict[str, list] = {r: [] for r in parts}
@@ -67,15 +68,17 @@ def build_batch(videos: list[VideoSnippets], segments: list[np.ndarray], max_sni
         video_index.append(np.full(len(segs), k, dtype=np.int64))
         offset += len(video.features)
     snippets = torch.cat(flat)
+    device = snippets.device
     batch: dict[str, torch.Tensor] = {
         "video_global": torch.cat(global_rows), "snippets": snippets,
-        "lengths": torch.tensor([len(f) for f in flat], dtype=torch.long),
-        "video_index": torch.from_numpy(np.concatenate(video_index)),
+        "lengths": torch.tensor([len(f) for f in flat], dtype=torch.long).to(device),
+        "video_index": torch.from_numpy(np.concatenate(video_index)).to(device),
     }
     for region, pieces in indices.items():
         width = max(idx.shape[1] for idx, _ in pieces)
         idx = torch.from_numpy(np.concatenate([np.pad(i, ((0, 0), (0, width - i.shape[1]))) for i, _ in pieces]))
         mask_t = torch.from_numpy(np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for _, m in pieces]))
+        idx, mask_t = idx.to(device), mask_t.to(device)
         batch[region] = gather_regions(snippets, idx, mask_t)
         batch[f"{region}_index"] = idx
         batch[f"{region}_mask"] = mask_t

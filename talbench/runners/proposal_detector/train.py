@@ -8,6 +8,8 @@ and 8 freshly sampled proposals per visit (:mod:`talbench.runners.proposal_detec
 the model (the test split is never looked at while training). ``detector.ema_decay`` (off in the papers'
 setting) keeps an exponential moving average of the weights, updated every step, and makes it the trained model:
 the one-stage detectors' (ActionFormer, TriDet) way to a final model that depends less on the last steps' noise.
+The model trains on its own device (the row's); the batches are gathered there from the videos' snippets, the
+targets built with numpy and moved; ``run.mixed_precision`` autocasts the forward pass and the loss.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rich.progress import TextColumn
 
 from talbench.models.proposal_detector import LossWeights, ProposalDetector, detection_loss
 from talbench.progress import task_progress
+from talbench.runners.common.device import autocast, module_device
 from talbench.runners.common.snippets import VideoSnippets
 from talbench.runners.proposal_detector.regions import build_batch
 from talbench.runners.proposal_detector.sampling import AssignedProposals, sample_video, training_targets
@@ -62,6 +65,7 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
         raise ValueError("no training video has a labelled proposal (check proposals and ground truth)")
     history = TrainHistory()
     per_batch = det["videos_per_batch"]
+    device = module_device(model)
     with task_progress(console, TextColumn("loss {task.fields[loss]}"), disable=console is None,
                        transient=True) as progress:
         task = progress.add_task(description, total=det["epochs"], loss="-")  # no loss before the first epoch
@@ -79,10 +83,12 @@ def train_detector(model: ProposalDetector, videos: dict[str, VideoSnippets],
                                     [assigned[v].segments[p] for v, p in zip(batch_ids, picks)], det["max_snippets"])
                 parts = [training_targets(assigned[v], p, sampling["incomplete_cls_per_video"])
                          for v, p in zip(batch_ids, picks)]
-                targets = {k: torch.from_numpy(np.concatenate([t[k] for t in parts])) for k in parts[0]}
-                terms = detection_loss(model(batch), targets, weights)
+                targets = {k: torch.from_numpy(np.concatenate([t[k] for t in parts])).to(device) for k in parts[0]}
+                with autocast(cfg, device):
+                    terms = detection_loss(model(batch), targets, weights)
+                    loss = terms.total + extra_loss() if extra_loss is not None else terms.total
                 optimizer.zero_grad(set_to_none=True)
-                (terms.total + extra_loss() if extra_loss is not None else terms.total).backward()
+                loss.backward()
                 if det["clip_grad_norm"]:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), det["clip_grad_norm"])
                 optimizer.step()

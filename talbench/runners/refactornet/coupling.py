@@ -7,9 +7,9 @@ is high: each non-action snippet is paired with its most similar action sample, 
 ``min_similarity`` are dropped and the ``top_k`` most similar pairs of each video are kept. The pair's
 similarity is kept: it is alpha in eq. 5 (section 5.2).
 
-Similarities are one torch matmul per chunk of action samples (``chunk_size`` rows at a time), so that long
-videos never build a full ``(n_action, n_non_action)`` matrix at once. Ties are broken by the lowest index,
-so the collection is deterministic.
+Similarities are one torch matmul per chunk of action samples (``chunk_size`` rows at a time, on the row's
+device), so that long videos never build a full ``(n_action, n_non_action)`` matrix at once. Ties are broken by
+the lowest index, so the collection is deterministic.
 """
 
 from __future__ import annotations
@@ -76,22 +76,23 @@ def pair_video(
     min_similarity: float,
     top_k: int,
     chunk_size: int = 2048,
+    device: torch.device | str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coupling pairs of one video: ``(action_rows, coupling_rows, similarity)`` as row indices of ``features``.
 
-    Each non-action snippet is matched with its most similar action snippet (cosine); the pairs with
-    similarity >= ``min_similarity`` are ranked by similarity and the first ``top_k`` kept."""
+    Each non-action snippet is matched with its most similar action snippet (cosine, computed on ``device``);
+    the pairs with similarity >= ``min_similarity`` are ranked by similarity and the first ``top_k`` kept."""
     action_rows = np.flatnonzero(labels >= 0)
     other_rows = np.flatnonzero(labels < 0)
     empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
     if action_rows.size == 0 or other_rows.size == 0:
         return empty
-    x = F.normalize(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)), dim=1)
-    others = x[torch.from_numpy(other_rows)]
-    best_sim = torch.full((other_rows.size,), -2.0)
-    best_action = torch.zeros(other_rows.size, dtype=torch.long)
+    x = F.normalize(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device), dim=1)
+    others = x[torch.from_numpy(other_rows).to(device)]
+    best_sim = torch.full((other_rows.size,), -2.0, device=device)
+    best_action = torch.zeros(other_rows.size, dtype=torch.long, device=device)
     for start in range(0, action_rows.size, chunk_size):
-        chunk = torch.from_numpy(action_rows[start : start + chunk_size])
+        chunk = torch.from_numpy(action_rows[start : start + chunk_size]).to(device)
         sim = x[chunk] @ others.T  # (chunk, n_other)
         chunk_best, chunk_arg = sim.max(dim=0)
         better = chunk_best > best_sim  # strict: an earlier chunk keeps ties (lowest index)
@@ -103,9 +104,9 @@ def pair_video(
     order = torch.argsort(best_sim[keep], descending=True, stable=True)[:top_k]
     keep = keep[order]
     return (
-        best_action[keep].numpy().astype(np.int64),
-        other_rows[keep.numpy()],
-        best_sim[keep].numpy().astype(np.float32),
+        best_action[keep].cpu().numpy().astype(np.int64),
+        other_rows[keep.cpu().numpy()],
+        best_sim[keep].cpu().numpy().astype(np.float32),
     )
 
 
@@ -116,8 +117,10 @@ def collect_coupling_samples(
     top_k: int,
     chunk_size: int = 2048,
     progress: Callable[[Iterable], Iterable] | None = None,
+    device: torch.device | str = "cpu",
 ) -> CouplingSamples:
-    """Collect the pairs over ``videos`` = ``(video_id, features (T, D), snippet centres (T,), instances)``.
+    """Collect the pairs over ``videos`` = ``(video_id, features (T, D), snippet centres (T,), instances)``,
+    the similarities computed on ``device``.
 
     Raises :class:`ConfigError` when no pair passes ``min_similarity`` (the threshold is a parameter)."""
     if top_k < 1:
@@ -135,7 +138,7 @@ def collect_coupling_samples(
         labels = action_snippet_labels(np.asarray(centers, dtype=np.float64), instances)
         num_action += int((labels >= 0).sum())
         a_rows, c_rows, sim = pair_video(
-            features, labels, min_similarity=min_similarity, top_k=top_k, chunk_size=chunk_size
+            features, labels, min_similarity=min_similarity, top_k=top_k, chunk_size=chunk_size, device=device
         )
         if sim.size == 0:
             continue

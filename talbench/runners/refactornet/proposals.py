@@ -33,23 +33,28 @@ from torch import nn
 
 from talbench.runners.bsn.generate import generate_proposals
 from talbench.runners.bsn.train import fit_bsn
+from talbench.runners.common.device import autocast, module_device
 from talbench.runners.common.snippets import pool_snippets
 
 
 @torch.no_grad()
-def module_on_cells(module: nn.Module, cells: np.ndarray, factor: int) -> np.ndarray:
+def module_on_cells(module: nn.Module, cells: np.ndarray, factor: int, run: dict | None = None) -> np.ndarray:
     """The module's output ``(T, D')`` at every feature cell of ``cells`` ``(T, D)``: for each grid phase ``r``
     the cells are cut into ``[0, r), [r, r + factor), ...`` and average-pooled (as the detector's snippets), the
     module runs on that sequence, and cell ``i`` takes its snippet's output in the phase where it is the
-    ``(factor - 1) // 2``-th cell of its snippet (``factor`` 1: the module on the cells themselves)."""
+    ``(factor - 1) // 2``-th cell of its snippet (``factor`` 1: the module on the cells themselves). The module
+    runs on its own device, autocast by ``run.mixed_precision``."""
     t = cells.shape[0]
+    device = module_device(module)
     offset = (factor - 1) // 2
     out: np.ndarray | None = None
     cell = np.arange(t)
     for phase in range(factor):
         tail, _ = pool_snippets(cells[phase:], np.zeros(t - phase), factor)
         groups = [cells[:phase].mean(axis=0, keepdims=True), tail] if phase else [tail]
-        y = module(torch.from_numpy(np.concatenate(groups).astype(np.float32))).numpy()
+        with autocast({"run": run or {}}, device):
+            y = module(torch.from_numpy(np.concatenate(groups).astype(np.float32)).to(device))
+        y = y.float().cpu().numpy()
         if out is None:
             out = np.empty((t, y.shape[1]), dtype=np.float32)
         mine = cell[(cell - offset) % factor == phase]
@@ -61,10 +66,11 @@ def module_on_cells(module: nn.Module, cells: np.ndarray, factor: int) -> np.nda
 class RefactoredFeatures:
     """A dataset view whose ``features(video, stream)`` are the module's output at every feature cell of
     ``stream`` (the stream the module was trained on; :func:`module_on_cells`); everything else is the wrapped
-    dataset's."""
+    dataset's. ``run``: the row's run section (mixed precision)."""
 
-    def __init__(self, dataset, module: nn.Module, stream: str, snippet_pooling: int):
+    def __init__(self, dataset, module: nn.Module, stream: str, snippet_pooling: int, run: dict | None = None):
         self._dataset, self._module, self._stream, self._factor = dataset, module, stream, snippet_pooling
+        self._run = run or {}
 
     def __getattr__(self, name: str):
         return getattr(self._dataset, name)
@@ -76,7 +82,7 @@ class RefactoredFeatures:
                              f"'{stream}' (video '{video_id}'); set bsn.stream to refactornet.stream")
         self._module.eval()
         return module_on_cells(self._module, np.asarray(self._dataset.features(video_id, stream), np.float32),
-                               self._factor)
+                               self._factor, self._run)
 
 
 def module_digest(module: nn.Module) -> str:
@@ -103,7 +109,8 @@ def refactored_proposals(cfg: dict, module: nn.Module, dataset, eval_ids: list[s
     """Train (or load) BSN on ``module``'s F' of the ``run.train_split`` videos and propose for ``eval_ids``;
     returns the proposals (``video_id, start, end, score`` and BSN's component scores, seconds) and BSN's
     timings."""
-    view = RefactoredFeatures(dataset, module, cfg["refactornet"]["stream"], cfg["detector"]["snippet_pooling"])
+    view = RefactoredFeatures(dataset, module, cfg["refactornet"]["stream"], cfg["detector"]["snippet_pooling"],
+                              cfg["run"])
     features_id = (f"refactornet:{cfg['refactornet']['components']}:{module_digest(module)}:"
                    f"pooling{cfg['detector']['snippet_pooling']}")
     bsn = fit_bsn(bsn_config(cfg), view, console, features_id=features_id)

@@ -59,6 +59,7 @@ from talbench.runners.common.checkpoints import (
     save_checkpoint,
     training_code_hash,
 )
+from talbench.runners.common.device import device_key, row_device
 from talbench.runners.common.outcome import RowOutcome
 from talbench.runners.common.snippets import load_snippets
 from talbench.runners.common.video_classifier import video_scores
@@ -140,8 +141,9 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     stream = rc["stream"]
     train_split, eval_split = cfg["run"]["train_split"], cfg["run"]["eval_split"]
     train_ids, eval_ids = dataset.video_ids(train_split), dataset.video_ids(eval_split)
-    train_videos = load_snippets(dataset, train_ids, stream, det["snippet_pooling"])
-    eval_videos = load_snippets(dataset, eval_ids, stream, det["snippet_pooling"])
+    device = row_device(cfg)
+    train_videos = load_snippets(dataset, train_ids, stream, det["snippet_pooling"], device)
+    eval_videos = load_snippets(dataset, eval_ids, stream, det["snippet_pooling"], device)
     train_gt, gt = dataset.instances(train_split), dataset.instances(eval_split)
     truth_groups = {vid: g for vid, g in train_gt.groupby("video_id", sort=False)}
     train_truth = {vid: truth_groups.get(vid, train_gt.iloc[0:0]) for vid in train_ids}
@@ -153,12 +155,12 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     in_dim = dataset.stream_dim(stream)
 
     torch.manual_seed(seed)
-    model = build_model(cfg, in_dim, len(dataset.classes))
+    model = build_model(cfg, in_dim, len(dataset.classes)).to(device)  # initialised on the CPU
     refactored = uses_refactored_proposals(model, rc)
     folder = checkpoint_dir(cfg, seed, RUNNER)
     shared = detector_proposals(cfg, dataset)
     inputs = {"code": training_code_hash(__name__), "data": dataset.checksum(),
-              "proposals": proposals_fingerprint(shared)}
+              "proposals": proposals_fingerprint(shared), "device": device_key(device)}
     states = load_checkpoint(folder, cfg, inputs)
     if states is not None:
         model.load_state_dict(states["model"])

@@ -7,6 +7,9 @@
 
 alpha of eq. 5 is each pair's cosine similarity (sec. 5.2) times ``alpha_scale`` (``alpha_mode: similarity``)
 or the constant ``alpha_scale``.
+
+Both stages run on the device of the model (the row's): the pairs are kept there, their mini-batch orders drawn
+from CPU generators (the same batches on every device); ``run.mixed_precision`` autocasts the losses.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from rich.progress import track
 
 from talbench.models.proposal_detector import LossWeights
 from talbench.models.refactornet import RefactoredDetector, RefactorNet, refactoring_loss, refactoring_module
+from talbench.runners.common.device import autocast, module_device
 from talbench.runners.common.snippets import VideoSnippets
 from talbench.runners.proposal_detector.train import train_detector
 from talbench.runners.refactornet.coupling import CouplingSamples, collect_coupling_samples
@@ -35,24 +39,29 @@ def pair_alpha(similarity: np.ndarray, mode: str, scale: float) -> np.ndarray:
 
 
 class PairBatches:
-    """Tensors of the (action, coupling) pairs and their alpha; seeded mini-batches of pair indices."""
+    """Tensors of the (action, coupling) pairs and their alpha on ``device``; mini-batches of pair indices."""
 
-    def __init__(self, samples: CouplingSamples, rc: dict):
+    def __init__(self, samples: CouplingSamples, rc: dict, device: torch.device | str = "cpu"):
         features = torch.from_numpy(samples.features)
-        self.action = features[torch.from_numpy(samples.action_index)]
-        self.coupling = features[torch.from_numpy(samples.coupling_index)]
-        self.alpha = torch.from_numpy(pair_alpha(samples.similarity, rc["alpha_mode"], rc["alpha_scale"]))
+        self.action = features[torch.from_numpy(samples.action_index)].to(device)
+        self.coupling = features[torch.from_numpy(samples.coupling_index)].to(device)
+        self.alpha = torch.from_numpy(pair_alpha(samples.similarity, rc["alpha_mode"], rc["alpha_scale"])).to(device)
 
     def __len__(self) -> int:
         return int(self.alpha.shape[0])
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pairs ``index`` (drawn on the CPU) selects."""
+        index = index.to(self.alpha.device)
         return self.action[index], self.coupling[index], self.alpha[index]
 
 
-def train_stage1(module: RefactorNet, pairs: PairBatches, rc: dict, seed: int, console=None) -> list[dict[str, float]]:
-    """Stage 1 (sec. 5.2): the two encoders alone with ``alpha (L_A + L_C)``, Adam, ``stage1`` schedule."""
+def train_stage1(module: RefactorNet, pairs: PairBatches, rc: dict, seed: int, console=None,
+                 run: dict | None = None) -> list[dict[str, float]]:
+    """Stage 1 (sec. 5.2): the two encoders alone with ``alpha (L_A + L_C)``, Adam, ``stage1`` schedule
+    (``run``: the row's run section, for mixed precision)."""
     stage = rc["stage1"]
+    compute, device = {"run": run or {}}, module_device(module)
     optimizer = torch.optim.Adam(module.parameters(), lr=stage["lr"])
     generator = torch.Generator().manual_seed(seed)
     history = []
@@ -67,7 +76,9 @@ def train_stage1(module: RefactorNet, pairs: PairBatches, rc: dict, seed: int, c
             if index.numel() < 2:
                 continue
             action, coupling, alpha = pairs.batch(index)
-            loss, parts = refactoring_loss(module, action, coupling, alpha, rc["beta"], use_la_lc=True, use_kl=False)
+            with autocast(compute, device):
+                loss, parts = refactoring_loss(module, action, coupling, alpha, rc["beta"], use_la_lc=True,
+                                               use_kl=False)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -100,17 +111,19 @@ def train_encoders(cfg: dict, seed: int, model: RefactoredDetector, train_videos
     start = time.perf_counter()
     if refactor is not None and (rc["use_la_lc"] or rc["use_kl"]):
         coupling = rc["coupling"]
+        device = module_device(model)
         samples = collect_coupling_samples(
-            ((vid, v.features.numpy(), v.centers, train_truth[vid]) for vid, v in train_videos.items()),
+            ((vid, v.features.cpu().numpy(), v.centers, train_truth[vid]) for vid, v in train_videos.items()),
             min_similarity=coupling["min_similarity"], top_k=coupling["top_k"], chunk_size=coupling["chunk_size"],
+            device=device,
         )
         log["coupling"] = samples.summary()
-        pairs = PairBatches(samples, rc)
+        pairs = PairBatches(samples, rc, device)
     log["collect_seconds"] = time.perf_counter() - start
     start = time.perf_counter()
     if pairs is not None and rc["use_la_lc"]:
         torch.manual_seed(seed)
-        log["stage1"] = train_stage1(refactor, pairs, rc, seed, console)
+        log["stage1"] = train_stage1(refactor, pairs, rc, seed, console, cfg["run"])
     log["stage1_seconds"] = time.perf_counter() - start
     return pairs, log
 
