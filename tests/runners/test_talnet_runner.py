@@ -22,6 +22,7 @@ def talnet_cfg(tiny_synthetic):
     _, cfg, dataset, _ = tiny_synthetic
     cfg = copy.deepcopy(cfg)
     cfg["model"]["runner"] = "talnet"
+    cfg["eval"]["tiou_thresholds"] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]  # as the TAL-Net tables set it
     return cfg, dataset
 
 

@@ -10,7 +10,8 @@ the conventional late fusion in both stages"). Inference on ``run.eval_split``
 
 * ``<out>/AR_<AN>``: AR@AN of its (at most 300) proposals per video, tIoU ``eval.ar_tiou_thresholds``
   (0.5:0.05:1.0) and AN ``eval.ar_an`` (tables 1-2), with their per-video parts in ``video_stats``;
-* ``<out>/mAP_<t>`` and ``<out>/average_mAP`` over ``talnet.test.tiou_thresholds`` (0.1:0.1:0.7, tables 3-5);
+* ``<out>/mAP_<t>`` and ``<out>/average_mAP`` over ``eval.tiou_thresholds`` (the TAL-Net tables set 0.1:0.1:0.7,
+  the columns of tables 3-5);
 * ``<out>/ms_per_3000_frames``: CPU wall time of proposal + classification (networks, decoding, both NMS) per
   3000 video frames, features given (table 8), and ``<out>/proposals_per_video``;
 
@@ -163,7 +164,7 @@ def _output_model(fusion: str, nets: dict[str, TALNet]):
 def _evaluate(name: str, detections: pd.DataFrame, proposals: pd.DataFrame, gt: pd.DataFrame, cfg: dict
               ) -> tuple[dict[str, float], pd.DataFrame]:
     """Metrics of output ``name`` (mAP, AR@AN) and the per-video parts of its AR@AN."""
-    result = evaluate_detection(gt, detections, cfg["talnet"]["test"]["tiou_thresholds"])
+    result = evaluate_detection(gt, detections, cfg["eval"]["tiou_thresholds"])
     values = {f"mAP_{float(t):g}": float(v) for t, v in zip(result.tiou, result.map)}
     values["average_mAP"] = float(result.average_map)
     an, tiou = cfg["eval"]["ar_an"], cfg["eval"]["ar_tiou_thresholds"]
