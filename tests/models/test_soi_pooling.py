@@ -39,3 +39,28 @@ def test_bad_arguments():
         SoIPool1d(0)
     with pytest.raises(ValueError, match=r"features \(D, T\) and segments \(N, 2\)"):
         SoIPool1d(7)(torch.zeros(3, 10), torch.zeros(4, 3))
+
+
+def test_sparse_table_maxima_equal_the_per_bin_loop():
+    """Random maps with ties (values on a coarse grid) and segments of every length, inside, across and outside
+    the map: each bin is the maximum of its cells, and its gradient goes to the first maximal cell."""
+    generator = torch.Generator().manual_seed(0)
+    for cells, bins in ((1, 7), (9, 7), (40, 7), (130, 3)):
+        features = (torch.randint(0, 5, (3, cells), generator=generator) / 4).double().requires_grad_(True)
+        centers = torch.rand(60, generator=generator, dtype=torch.float64) * (cells + 10) - 5
+        halves = torch.rand(60, generator=generator, dtype=torch.float64) ** 2 * cells + 0.01
+        segments = torch.stack([centers - halves, centers + halves], dim=1)
+        out = SoIPool1d(bins, chunk=2)(features, segments)
+        out.sum().backward()
+        lo, hi = soi_bins(segments, cells, bins)
+        expected = torch.zeros_like(out)
+        grad = torch.zeros_like(features)
+        for n in range(len(segments)):
+            for p in range(bins):
+                if hi[n, p] > lo[n, p]:
+                    window = features.detach()[:, lo[n, p]:hi[n, p]]
+                    expected[n, :, p] = window.max(dim=1).values
+                    first = window.argmax(dim=1) + lo[n, p]  # torch: the first maximal index
+                    grad[torch.arange(3), first] += 1
+        assert torch.equal(out, expected), cells
+        assert torch.equal(features.grad, grad), cells

@@ -108,6 +108,25 @@ def test_fusions_reuse_the_stream_networks_on_either_grid(talnet_cfg, tmp_path, 
     assert pooled.metrics["flow/proposals_per_video"] < flow.metrics["flow/proposals_per_video"]
 
 
+def test_jointly_trained_late_fusion(talnet_cfg, tmp_path, monkeypatch):
+    """talnet.late_fusion: joint trains one more model, both networks on the averaged logits; the single-stream
+    outputs stay those of the separately trained networks."""
+    cfg, dataset = talnet_cfg
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path))
+    separate = run_row(cfg, 0, dataset)
+    cfg["talnet"]["late_fusion"] = "joint"
+    reports = []
+    joint = run_row(cfg, 0, dataset, report=lambda epoch, value: reports.append(value))
+    assert len(checkpoints(tmp_path)) == 3 and joint.metrics["loaded_from_cache"] == 0.0
+    assert reports[-1] == pytest.approx(joint.metrics["output/mAP_0.5"])  # the joint model reports
+    assert joint.metrics["rgb/AR_100"] == separate.metrics["rgb/AR_100"]
+    assert not joint.predictions["fusion"].equals(separate.predictions["fusion"])
+    assert joint.metrics["params_m"] == separate.metrics["params_m"]  # the same two networks
+    again = run_row(cfg, 0, dataset)
+    assert again.metrics["loaded_from_cache"] == 1.0
+    pd.testing.assert_frame_equal(again.predictions["fusion"], joint.predictions["fusion"])
+
+
 def test_the_spn_trains_alike_with_and_without_classifier_context(talnet_cfg, tmp_path, monkeypatch):
     """Table 3 changes only the classifier: the SPN (its own reduction, its own gradient) and therefore the
     proposals, AR@AN and the sampled mini-batches are the same (tables 1-2 need no classifier setting)."""
@@ -127,6 +146,7 @@ def test_the_spn_trains_alike_with_and_without_classifier_context(talnet_cfg, tm
 @pytest.mark.parametrize("override, message", [
     ({"model": {"architecture": "single"}}, "spn_context"),
     ({"fusion": "mid"}, "talnet.fusion"),
+    ({"late_fusion": "both"}, "talnet.late_fusion"),
     ({"grid": {"mode": "dense"}}, "talnet.grid.mode"),
     ({"model": {"architecture": "dilated", "spn_context": False}}, "talnet.model.architecture"),
     ({"train": {"anchor_positive_fraction": 0.0}}, "anchor_positive_fraction"),

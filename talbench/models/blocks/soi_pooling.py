@@ -11,13 +11,23 @@ map is 0 (Fast R-CNN's ``is_empty``). Bins are computed on the unclipped segment
 the video keeps its bin layout (its outside bins are 0), which is what the context extension of fig. 5
 (bottom) needs.
 
+The maxima come from a sparse table of the map (range-maximum queries): level ``k`` holds the maximum, and
+its first cell, of every run of ``2^k`` cells; a bin of ``w`` cells is the better of the two level-``floor(log2
+w)`` runs that start at its first cell and end at its last (the earlier one on ties, so the first maximal cell
+of the bin). The cost is ``O(D T log(longest bin) + D N P)`` whatever the segments' lengths, instead of the
+``O(D N P w)`` of gathering every bin's cells. As in Fast R-CNN's RoI pooling, the gradient flows to the argmax
+cell of each bin only.
+
 The class does the pooling on one video's map (TAL-Net trains on one video per mini-batch); the extension
-of a proposal by its temporal context is its caller's business (:class:`talbench.models.talnet.ActionClassifier`).
+of a proposal by its temporal context is its caller's business (:class:`talbench.models.talnet.classifier`).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -35,11 +45,12 @@ def soi_bins(segments: torch.Tensor, num_cells: int, output_size: int) -> tuple[
 class SoIPool1d(nn.Module):
     """``features (D, T)`` + ``segments (N, 2)`` (cell coordinates) -> ``(N, D, output_size)``.
 
-    ``chunk`` segments are pooled at a time (finding the maxima holds ``chunk x P x longest bin x D`` values,
-    without gradient), so long proposals on dense grids stay within memory; the result does not depend on it.
+    ``chunk`` channels are pooled at a time (the sparse table of a chunk holds ``chunk x T x log2(longest bin)``
+    values and positions), so that long maps of many channels stay within memory; the result does not depend on
+    it.
     """
 
-    def __init__(self, output_size: int = 7, chunk: int = 64):
+    def __init__(self, output_size: int = 7, chunk: int = 256):
         super().__init__()
         if output_size < 1:
             raise ValueError(f"SoIPool1d needs at least one bin, got {output_size}")
@@ -54,26 +65,37 @@ class SoIPool1d(nn.Module):
                              f"{tuple(features.shape)} and {tuple(segments.shape)}")
         dim, cells = features.shape
         lo, hi = soi_bins(segments.to(features.dtype), cells, self.output_size)
-        pieces = []
-        for first in range(0, segments.shape[0], self.chunk):
-            pieces.append(self._pool(features, lo[first:first + self.chunk], hi[first:first + self.chunk]))
-        if not pieces:
-            return features.new_zeros((0, dim, self.output_size))
-        return torch.cat(pieces)
+        width = hi - lo  # (N, P), 0 = empty bin
+        level = torch.floor(torch.log2(width.clamp(min=1).to(torch.float64))).long()  # exact for these integers
+        first, second = lo, (hi - (1 << level)).clamp(min=0)  # the two runs of 2^level cells covering the bin
+        with torch.no_grad():
+            position = torch.cat([self._argmax(features[c:c + self.chunk].detach(), level, first, second)
+                                  for c in range(0, dim, self.chunk)], dim=-1)  # (N, P, D)
+        channel = torch.arange(dim, device=features.device)
+        pooled = features.t()[position, channel]  # (N, P, D): the gradient reaches the argmax cells only
+        pooled = torch.where((width > 0)[..., None], pooled, torch.zeros((), dtype=pooled.dtype,
+                                                                          device=pooled.device))
+        return pooled.permute(0, 2, 1)
 
-    def _pool(self, features: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-        dim, cells = features.shape
-        width = hi - lo  # (n, P), 0 = empty bin
-        offset = torch.arange(max(int(width.max()), 1), device=lo.device)
-        # positions past a bin's end repeat its first cell: the max is unchanged
-        index = (lo[..., None] + torch.where(offset < width[..., None], offset, 0)).clamp(max=cells - 1)
-        with torch.no_grad():  # the argmax cell of every bin and channel (first one on ties)
-            arg = features.detach()[:, index].argmax(dim=-1, keepdim=True)  # (D, n, P, 1)
-            position = torch.gather(index.expand(dim, *index.shape), -1, arg).squeeze(-1)
-        # as Fast R-CNN's RoI pooling, the gradient flows to the argmax cell only
-        pooled = features[torch.arange(dim, device=features.device)[:, None, None], position]  # (D, n, P)
-        pooled = torch.where((width > 0)[None], pooled, torch.zeros((), dtype=pooled.dtype, device=pooled.device))
-        return pooled.permute(1, 0, 2)
+    @staticmethod
+    def _argmax(features: torch.Tensor, level: torch.Tensor, first: torch.Tensor,
+                second: torch.Tensor) -> torch.Tensor:
+        """The first maximal cell ``(N, P, D')`` of every bin and channel of ``features (D', T)``."""
+        values = features.t()  # (T, D')
+        positions = torch.arange(values.shape[0], device=values.device)[:, None].expand_as(values)
+        table_values, table_positions = [values], [positions]
+        for k in range(1, int(level.max()) + 1 if level.numel() else 1):
+            step = 1 << (k - 1)
+            left_v, right_v = table_values[-1][:-step], table_values[-1][step:]
+            right = right_v > left_v  # ties: the earlier run
+            table_values.append(torch.where(right, right_v, left_v))
+            table_positions.append(torch.where(right, table_positions[-1][step:], table_positions[-1][:-step]))
+        rows = values.shape[0]
+        padded_v = torch.stack([F.pad(v, (0, 0, 0, rows - len(v)), value=-math.inf) for v in table_values])
+        padded_p = torch.stack([F.pad(p, (0, 0, 0, rows - len(p))) for p in table_positions])
+        first, second = first.clamp(max=rows - 1), second.clamp(max=rows - 1)
+        take_second = padded_v[level, second] > padded_v[level, first]
+        return torch.where(take_second, padded_p[level, second], padded_p[level, first])
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}, chunk={self.chunk}"

@@ -33,7 +33,7 @@ class ActionClassifier(nn.Module):
     class-specific offsets ``(N, C, 2)``."""
 
     def __init__(self, in_dim: int, num_classes: int, context: bool = True, bins: int = 7, width: int = 256,
-                 dropout: float = 0.0, chunk: int = 64):
+                 dropout: float = 0.0, chunk: int = 256):
         super().__init__()
         self.context = bool(context)
         self.num_classes = int(num_classes)

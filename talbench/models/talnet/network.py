@@ -28,7 +28,7 @@ class TALNet(nn.Module):
 
     def __init__(self, in_dim: int, num_classes: int, stream: str, *, scales, unit: int,
                  architecture: str = "multi_dilated", spn_context: bool = True, classifier_context: bool = True,
-                 bins: int = 7, width: int = 256, dropout: float = 0.0, chunk: int = 64):
+                 bins: int = 7, width: int = 256, dropout: float = 0.0, chunk: int = 256):
         super().__init__()
         self.streams = (stream,)
         self.spn = SegmentProposalNetwork(in_dim, scales, unit, architecture, spn_context, width)

@@ -2,10 +2,12 @@
 
 Every row trains (or loads) the RGB and the Flow network (tables 1-3 report both streams) and, for
 ``talnet.fusion: early``, the early-fusion network on the concatenated streams; each network is trained on its
-own, both stages jointly (:mod:`talbench.runners.talnet.train`). Late fusion (sec. 4.3) averages the logits
-of the trained RGB and Flow networks at test time, as conventional two-stream late fusion does (the paper does
-not say whether the fused model is trained further; it calls the scheme "conceptually equivalent to performing
-the conventional late fusion in both stages"). Inference on ``run.eval_split``
+own, both stages jointly (:mod:`talbench.runners.talnet.train`). Late fusion (sec. 4.3) averages the SPN and
+classifier logits of an RGB and a Flow network. The paper does not say how that model trains ("conceptually,
+this is equivalent to performing the conventional late fusion in both the proposal generation and action
+classification stage"): ``talnet.late_fusion: separate`` averages the separately trained RGB and Flow networks at
+test time, as conventional two-stream late fusion does; ``joint`` trains one more model, the two networks on
+the averaged logits (network ``late``). Inference on ``run.eval_split``
 (:mod:`talbench.runners.talnet.inference`) gives, for every output ``<out>``:
 
 * ``<out>/AR_<AN>``: AR@AN of its (at most 300) proposals per video, tIoU ``eval.ar_tiou_thresholds``
@@ -57,7 +59,9 @@ from talbench.runners.talnet.videos import VideoFeatures, prepare_training_video
 
 RUNNER = "talnet"
 NETWORK_STREAMS = {"rgb": "rgb", "flow": "flow", "early": "both"}  # network -> feature stream
+NETWORKS = (*NETWORK_STREAMS, "late")  # "late": the jointly trained late-fusion model (talnet.late_fusion: joint)
 FUSIONS = ("rgb", "flow", "early", "late")
+LATE_FUSIONS = ("separate", "joint")
 TRAINING_KEYS = ("grid", "model", "train", "proposals")
 
 
@@ -67,6 +71,8 @@ def validate_config(cfg: dict) -> dict:
     model, train, grid = tc["model"], tc["train"], tc["grid"]
     if tc["fusion"] not in FUSIONS:
         raise ConfigError(f"params.yaml: talnet.fusion must be one of {FUSIONS}, got '{tc['fusion']}'")
+    if tc["late_fusion"] not in LATE_FUSIONS:
+        raise ConfigError(f"params.yaml: talnet.late_fusion must be one of {LATE_FUSIONS}, got '{tc['late_fusion']}'")
     if grid["mode"] not in GRIDS:
         raise ConfigError(f"params.yaml: talnet.grid.mode must be one of {GRIDS}, got '{grid['mode']}'")
     if not isinstance(grid["cells_per_paper_cell"], int) or grid["cells_per_paper_cell"] < 1:
@@ -103,14 +109,19 @@ def network_config(cfg: dict, network: str) -> dict:
             "talnet": {key: tc[key] for key in TRAINING_KEYS}, "network": network}
 
 
-def new_network(cfg: dict, seed: int, dataset, network: str) -> TALNet:
-    """Network ``network`` (rgb, flow, early) freshly initialised from a seed of its own."""
+def new_network(cfg: dict, seed: int, dataset, network: str) -> TALNet | LateFusionTALNet:
+    """Network ``network`` (rgb, flow, early, late) freshly initialised from a seed of its own; ``late`` is an
+    RGB and a Flow network in one :class:`LateFusionTALNet` (trained jointly)."""
+    torch.manual_seed(seed * 1009 + NETWORKS.index(network))
+    if network == "late":
+        return LateFusionTALNet({s: build_network(cfg["talnet"], dataset.stream_dim(s), len(dataset.classes), s)
+                                 for s in ("rgb", "flow")})
     stream = NETWORK_STREAMS[network]
-    torch.manual_seed(seed * 1009 + list(NETWORK_STREAMS).index(network))
     return build_network(cfg["talnet"], dataset.stream_dim(stream), len(dataset.classes), stream)
 
 
-def train_or_load(cfg: dict, seed: int, dataset, net: TALNet, network: str, videos, source: VideoFeatures,
+def train_or_load(cfg: dict, seed: int, dataset, net: TALNet | LateFusionTALNet, network: str, videos,
+                  source: VideoFeatures,
                   lengths: np.ndarray, console=None, after_epoch: Callable[[int], None] | None = None
                   ) -> tuple[dict, bool]:
     """Load ``net`` from its checkpoint or train it now: its training log and whether it was loaded."""
@@ -121,7 +132,7 @@ def train_or_load(cfg: dict, seed: int, dataset, net: TALNet, network: str, vide
     if states is not None:
         net.load_state_dict(states["model"])
         return json.loads((folder / "train_log.json").read_text(encoding="utf-8")), True
-    rng = np.random.default_rng([seed, list(NETWORK_STREAMS).index(network)])
+    rng = np.random.default_rng([seed, NETWORKS.index(network)])
     log = train_network(net, videos, source, lengths, cfg["talnet"], rng, after_epoch, console,
                         description=f"TAL-Net {network}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -155,8 +166,8 @@ def predict(model, video_ids: list[str], source: VideoFeatures, lengths: np.ndar
     return pd.concat(detections, ignore_index=True), pd.concat(proposals, ignore_index=True), seconds, frames
 
 
-def _output_model(fusion: str, nets: dict[str, TALNet]):
-    if fusion == "late":
+def _output_model(fusion: str, nets: dict[str, TALNet | LateFusionTALNet]):
+    if fusion == "late" and "late" not in nets:  # separately trained: the RGB and Flow networks, logits averaged
         return LateFusionTALNet({"rgb": nets["rgb"], "flow": nets["flow"]})
     return nets[fusion]
 
@@ -195,8 +206,9 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
                                      lengths, train["anchor_positive_iou"], train["anchor_negative_iou"])
               for vid in train_ids]
 
-    networks = ["rgb", "flow"] + (["early"] if fusion == "early" else [])
-    reporting = {"rgb": "rgb", "flow": "flow", "late": "flow", "early": "early"}[fusion]
+    joint = fusion == "late" and tc["late_fusion"] == "joint"
+    networks = ["rgb", "flow"] + (["early"] if fusion == "early" else []) + (["late"] if joint else [])
+    reporting = {"rgb": "rgb", "flow": "flow", "late": "late" if joint else "flow", "early": "early"}[fusion]
     nets = {network: new_network(cfg, seed, dataset, network) for network in networks}
     logs, loaded = {}, {}
 

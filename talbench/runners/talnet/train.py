@@ -25,7 +25,7 @@ import torch
 from rich.progress import TextColumn
 
 from talbench.models.talnet.losses import class_offsets, multitask_loss
-from talbench.models.talnet.network import TALNet
+from talbench.models.talnet.network import LateFusionTALNet, TALNet
 from talbench.progress import task_progress
 from talbench.runners.talnet.anchors import encode, make_anchors
 from talbench.runners.talnet.inference import generate_proposals
@@ -35,9 +35,10 @@ from talbench.runners.talnet.videos import TrainVideo, VideoFeatures
 LOSS_TERMS = ("spn_cls", "spn_reg", "cls", "reg")
 
 
-def training_step(net: TALNet, video: TrainVideo, features: dict[str, torch.Tensor], lengths: np.ndarray,
+def training_step(net: TALNet | LateFusionTALNet, video: TrainVideo, features: dict[str, torch.Tensor], lengths: np.ndarray,
                   settings: dict, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-    """The four loss terms of one video (an empty dict when the video offers no example)."""
+    """The four loss terms of one video (an empty dict when the video offers no example). ``net`` is one network
+    or a late-fusion model, whose averaged logits the losses then read (``talnet.late_fusion: joint``)."""
     train, proposal_settings = settings["train"], settings["proposals"]
     logits, offsets = net.propose(features)
     logits, offsets = logits.reshape(-1, 2), offsets.reshape(-1, 2)
@@ -79,7 +80,7 @@ def training_step(net: TALNet, video: TrainVideo, features: dict[str, torch.Tens
     return terms
 
 
-def train_network(net: TALNet, videos: list[TrainVideo], source: VideoFeatures, lengths: np.ndarray,
+def train_network(net: TALNet | LateFusionTALNet, videos: list[TrainVideo], source: VideoFeatures, lengths: np.ndarray,
                   settings: dict, rng: np.random.Generator, after_epoch: Callable[[int], None] | None = None,
                   console=None, description: str = "TAL-Net") -> dict:
     """Train ``net`` for ``train.epochs`` epochs (``settings`` = the ``talnet`` section); returns the log:
