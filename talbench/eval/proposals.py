@@ -22,11 +22,12 @@ from talbench.eval.tiou import candidate_pairs
 TALNET_AR_TIOU = tuple(np.round(np.arange(0.5, 1.0001, 0.05), 2).tolist())
 
 
-def recall_table(
+def _best_ranks(
     gt: pd.DataFrame, proposals: pd.DataFrame, an_values: Sequence[int], tiou_thresholds: Sequence[float]
-) -> pd.DataFrame:
-    """Recall (percent) of ``gt`` (video_id, start, end) by the top-``AN`` ``proposals`` (video_id, start,
-    end, score) of each video: rows AN, columns tIoU."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The AN values, ``best_rank`` ``(T, G)`` and the thresholds: for every tIoU threshold and GT instance (in
+    ``gt``'s row order) the rank in its video of the best-ranked proposal that recalls it at that threshold
+    (int64 max where none of the top ``max(AN)`` does)."""
     validate_frame(gt, ("video_id", "start", "end"), "ground truth")
     validate_frame(proposals, ("video_id", "start", "end", "score"), "proposals")
     an = np.asarray(list(an_values), dtype=np.int64)
@@ -56,9 +57,37 @@ def recall_table(
     best_rank = np.full((thresholds.size, len(gt)), np.iinfo(np.int64).max)
     for t, threshold in enumerate(thresholds):
         hit = pair_tiou >= threshold
-        np.minimum.at(best_rank[t], pair_gt[hit], rank[pair_prop[hit]])
+        np.minimum.at(best_rank[t], gt_order[pair_gt[hit]], rank[pair_prop[hit]])
+    return an, best_rank, thresholds
+
+
+def recall_table(
+    gt: pd.DataFrame, proposals: pd.DataFrame, an_values: Sequence[int], tiou_thresholds: Sequence[float]
+) -> pd.DataFrame:
+    """Recall (percent) of ``gt`` (video_id, start, end) by the top-``AN`` ``proposals`` (video_id, start,
+    end, score) of each video: rows AN, columns tIoU."""
+    an, best_rank, thresholds = _best_ranks(gt, proposals, an_values, tiou_thresholds)
     recall = (best_rank[None, :, :] < an[:, None, None]).mean(axis=2) * 100.0
     return pd.DataFrame(recall, index=pd.Index(an, name="AN"), columns=thresholds.tolist())
+
+
+def recall_by_video(
+    gt: pd.DataFrame, proposals: pd.DataFrame, an_values: Sequence[int] = (50, 100, 200, 500, 1000),
+    tiou_thresholds: Sequence[float] = TALNET_AR_TIOU,
+) -> pd.DataFrame:
+    """The per-video parts of AR@AN: ``an, video_id, recalled, instances``, ``recalled`` being the video's
+    recalled GT count averaged over the tIoU thresholds, so that ``AR@AN = 100 sum(recalled) /
+    sum(instances)`` over the videos (what a bootstrap over test videos resamples)."""
+    an, best_rank, _ = _best_ranks(gt, proposals, an_values, tiou_thresholds)
+    videos, codes = np.unique(gt["video_id"].to_numpy(), return_inverse=True)
+    instances = np.bincount(codes, minlength=videos.size)
+    frames = []
+    for value in an:
+        hits = (best_rank < value).mean(axis=0)  # per GT: share of the thresholds at which it is recalled
+        frames.append(pd.DataFrame({"an": int(value), "video_id": videos,
+                                    "recalled": np.bincount(codes, weights=hits, minlength=videos.size),
+                                    "instances": instances}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def average_recall(

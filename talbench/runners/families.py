@@ -80,6 +80,7 @@ FAMILIES: dict[str, Family] = {
     "refactornet": Family(
         "refactornet", "talbench.runners.refactornet.runner:run_row", ("bsn", "detector", "anet", "refactornet")
     ),
+    "talnet": Family("talnet", "talbench.runners.talnet.runner:run_row", ("talnet",)),
 }
 
 

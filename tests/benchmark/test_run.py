@@ -211,8 +211,9 @@ def test_other_sections_never_rerun_a_row(first_execution, monkeypatch):
 
 
 def test_real_rows_are_scoped_to_their_family():
-    """The D-Net and RefactorNet rows of the pipeline: their configuration holds their family's sections only,
-    and a key of the other family, the leaderboard, the tuning or the pipeline leaves their hashes as they are."""
+    """The D-Net, RefactorNet and TAL-Net rows of the pipeline: their configuration holds their family's sections
+    only, and a key of another family, the leaderboard, the tuning or the pipeline leaves their hashes as they are;
+    rows that are the same model in several tables have one configuration (their runs are reused)."""
     from talbench.benchmark.rows import row_config
     from talbench.benchmark.schema import load_benchmark
     from talbench.config import config_hash, train_hash
@@ -236,6 +237,17 @@ def test_real_rows_are_scoped_to_their_family():
     assert hashes(changed, "refactornet.table2", "Baseline + RefactorNet") == refactor
     test_time = {**params, "test_time": {**params["test_time"], "nms_threshold": 0.5}}
     assert hashes(test_time, "dnet.table1", "+ D-Net")[2] == dnet[2]  # inference only: same trained model
+    # TAL-Net reads no BSN proposals and no detector: its rows carry its own section only
+    talnet = hashes(params, "talnet.table1", "Single")
+    assert talnet[0] == {"model", "data", "eval", "run", "test_time", "talnet"}
+    assert hashes(changed, "talnet.table1", "Single") == talnet
+    assert hashes({**params, "bsn": {**params["bsn"], "tem_epochs": 1}}, "talnet.table1", "Single") == talnet
+    # the same configuration in two tables (table 2's "without context" is table 1's Multi+Dilated): one run
+    assert hashes(params, "talnet.table2", "without context") == hashes(params, "talnet.table1", "Multi+Dilated")
+    full = hashes(params, "talnet.table5", "TAL-Net")
+    assert full == hashes(params, "talnet.table2", "with context") == hashes(params, "talnet.table4", "Late fusion")
+    assert full == hashes(params, "talnet.table3", "with context") == hashes(
+        params, "talnet.table8", "Proposal + classification (per 3000 frames)")
 
 
 def test_baseline_beats_chance(tracking_workdir):

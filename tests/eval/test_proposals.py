@@ -8,7 +8,7 @@ import pytest
 from helpers.paths import SHARED_DATA
 
 from talbench.eval.io import load_ground_truth, load_turn_proposals
-from talbench.eval.proposals import TALNET_AR_TIOU, average_recall, recall_table
+from talbench.eval.proposals import TALNET_AR_TIOU, average_recall, recall_by_video, recall_table
 
 DATA = SHARED_DATA
 
@@ -26,6 +26,11 @@ def test_ar_at_an_on_real_turn_proposals():
     assert np.all(np.diff(ar) > 0)
     assert result["n_gt"] == 3358 and result["n_videos"] == 212
     assert result["recall"]["100"][0] == pytest.approx(54.8243, abs=1e-3)  # recall@100 at tIoU 0.5
+    parts = recall_by_video(gt, props, [50, 100, 200, 500, 1000])
+    for an, value in result["ar"].items():  # the per-video parts add up to AR@AN (what the bootstrap resamples)
+        part = parts[parts["an"] == int(an)]
+        assert len(part) == 212 and part["instances"].sum() == 3358  # one row per video with GT
+        assert 100 * part["recalled"].sum() / part["instances"].sum() == pytest.approx(value, abs=1e-9)
 
 
 def _hand_case():
@@ -45,6 +50,10 @@ def test_recall_table_by_rank_and_threshold():
     # AN 3: a's [20,29] (tIoU 0.9) recalls GT1 at 0.5 and 0.9
     assert table.loc[3].tolist() == pytest.approx([100.0, 200 / 3, 100 / 3])
     assert table.loc[2].tolist() == table.loc[1].tolist()  # a's second proposal [0,9] adds nothing new
+    parts = recall_by_video(gt, props, [1, 3], [0.5, 0.9, 1.0]).set_index(["an", "video_id"])
+    # AN 1: a recalls GT0 at all three thresholds, GT1 at none; b recalls GT2 at 0.5 only
+    assert parts.loc[(1, "a")].tolist() == [1.0, 2] and parts.loc[(1, "b")].tolist() == [pytest.approx(1 / 3), 1]
+    assert parts.loc[(3, "a"), "recalled"] == pytest.approx(1 + 2 / 3)
 
 
 def test_recall_bad_arguments():
