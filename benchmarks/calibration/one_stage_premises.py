@@ -15,9 +15,12 @@ CLTDR-GMG's ablations only have something to measure when the data has (paper se
    the same family from features averaged over a centred window of 1, 2, 4, ... cells (training videos fit,
    test videos score): accuracy rising with the window = classification helped by coarser context.
 
+``--law PROFILE`` adds the level shares of 100,000 durations drawn from a profile's duration law
+(``synth.duration``; no video is generated, so the ``paper`` profile can be read without its 5 GB).
+
 Usage::
 
-    python benchmarks/calibration/one_stage_premises.py --root data/synthetic/smoke [--json OUT]
+    python benchmarks/calibration/one_stage_premises.py --root data/synthetic/smoke [--law paper] [--json OUT]
 """
 
 from __future__ import annotations
@@ -131,12 +134,29 @@ def measure(root: Path) -> dict:
     }
 
 
+def law_levels(profile: str, draws: int = 100_000) -> dict:
+    """Share of instances per level (centre reach = half the length in cells) under a profile's duration law."""
+    from talbench.config import load_params, resolve
+    from talbench.data.synthetic.config import parse_config
+    from talbench.data.synthetic.layout import sample_durations
+
+    cfg = parse_config(resolve(load_params(), profile)["synth"])
+    seconds = sample_durations(cfg, np.random.default_rng(0), draws)
+    reach = 0.5 * seconds * cfg.fps / cfg.feature_stride
+    levels = np.array([level_of(r, regression_ranges(LEVELS)) for r in reach])
+    return {"profile": profile, "duration_s_max": float(seconds.max()),
+            "share_per_level": {int(level): float((levels == level).mean()) for level in range(LEVELS)},
+            "share_beyond_level_5_range": float((reach > 2 ** (LEVELS + 1)).mean())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path("data/synthetic/smoke"))
+    parser.add_argument("--law", action="append", default=[], help="profile whose duration law to sample")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     result = measure(args.root)
+    result["duration_laws"] = [law_levels(profile) for profile in args.law]
     table = Table(title=f"CLTDR-GMG premises in {args.root}")
     table.add_column("measure")
     table.add_column("value")

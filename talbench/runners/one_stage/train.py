@@ -82,7 +82,7 @@ def step_loss(model, outputs, crops, cfg: dict, num_classes: int, normalizer: Po
     grid = point_grid([m.shape[-1] for m in outputs.masks], model.strides,
                       regression_ranges(os_cfg["num_levels"], os_cfg["assignment"]["first_range"]))
     segments = [torch.from_numpy(c.segments).float() for c in crops]
-    labels = [torch.as_tensor(c.labels, dtype=torch.long) for c in crops]
+    labels = [torch.tensor(c.labels, dtype=torch.long) for c in crops]
     cls_targets, reg_targets = assign_targets(grid, segments, labels, num_classes,
                                               os_cfg["assignment"]["center_sample_radius"])
     valid = torch.cat(outputs.masks, dim=1)

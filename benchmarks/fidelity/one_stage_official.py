@@ -1,9 +1,10 @@
-"""CLTDR-GMG against the official code: the same weights give the same training loss and the same detections.
+"""CLTDR-GMG and TriDet against their official code: the same weights give the same training loss and detections.
 
-Builds the official model (``TriDet`` class of ``libs/modeling/meta_archs.py`` in a checkout of
-LiQiang0307/CLTDR-GMG, which this script imports and does not copy) and talbench's ``build_cltdr_gmg`` at small
-sizes, perturbs the official weights (its zero-initialised convs would hide differences), loads them into
-talbench's model by name, then compares on two random videos (one padded):
+Builds the official model (the ``TriDet`` class of ``libs/modeling/meta_archs.py`` in a checkout of
+LiQiang0307/CLTDR-GMG, a TriDet fork, or of dingfengshi/TriDet; imported, not copied) and talbench's
+``build_cltdr_gmg`` / ``build_tridet`` at small sizes, perturbs the official weights (its zero-initialised convs
+would hide differences), loads them into talbench's model by name, then compares on two random videos (one
+padded):
 
 * the training loss (``0.7 x refined + 0.3 x coarse`` with the label assignment, on the official padded batch);
 * the detections before NMS of one video (score threshold, top-k per level, decoding, duration filter,
@@ -12,7 +13,9 @@ talbench's model by name, then compares on two random videos (one padded):
 Usage::
 
     git clone https://github.com/LiQiang0307/CLTDR-GMG /tmp/CLTDR-GMG
-    python benchmarks/fidelity/cltdr_gmg_official.py --official /tmp/CLTDR-GMG
+    python benchmarks/fidelity/one_stage_official.py --official /tmp/CLTDR-GMG
+    git clone https://github.com/dingfengshi/TriDet /tmp/TriDet
+    python benchmarks/fidelity/one_stage_official.py --official /tmp/TriDet --model tridet
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import numpy as np
 import torch
 
 from talbench.config import load_params, resolve
+from talbench.config import deep_merge
 from talbench.models.cltdr_gmg.detector import build_cltdr_gmg
+from talbench.models.tridet import build_tridet
 from talbench.models.one_stage.losses import PositiveCountNormalizer
 from talbench.runners.one_stage.data import Crop, GridTimes, VideoSequence, padded_batch
 from talbench.runners.one_stage.infer import decode_candidates
@@ -41,8 +46,8 @@ RENAMES = [
     (r"^backbone\.embd\.(\d+)\.", r"encoder.projection.convs.\1."),
     (r"^backbone\.embd_norm\.(\d+)\.", r"encoder.projection.norms.\1."),
     (r"^backbone\.(stem|branch)\.(\d+)\.(w1|b1|w2|b2)$", r"encoder.\1.\2.global_branch.\3"),
-    (r"^backbone\.(stem|branch)\.(\d+)\.fc\.", r"encoder.\1.\2.instant."),
-    (r"^backbone\.(stem|branch)\.(\d+)\.convw\.", r"encoder.\1.\2.local."),
+    (r"^backbone\.(stem|branch)\.(\d+)\.fc\.", r"encoder.\1.\2.INSTANT."),
+    (r"^backbone\.(stem|branch)\.(\d+)\.convw\.", r"encoder.\1.\2.LOCAL."),
     (r"^backbone\.(stem|branch)\.", r"encoder.\1."),
     (r"^neck\.fpn_norms\.", "neck.norms."),
     (r"^(cls_head|start_head|end_head|reg_head)\.head\.(\d+)\.", r"decoder.\1.trunk.convs.\2."),
@@ -66,7 +71,7 @@ RENAMES = [
 ]
 
 
-def official_model(official: Path):
+def official_model(official: Path, backbone: str):
     sys.modules.setdefault("nms_1d_cpu", types.ModuleType("nms_1d_cpu"))  # the C++ NMS is not needed here
     sys.path.insert(0, str(official))
     import libs.modeling.meta_archs as meta_archs
@@ -77,7 +82,7 @@ def official_model(official: Path):
     test_cfg = {"pre_nms_thresh": 0.001, "pre_nms_topk": 2000, "iou_threshold": 0.1, "min_score": 0.001,
                 "max_seg_num": 2000, "nms_method": "soft", "nms_sigma": 0.5, "duration_thresh": 0.05,
                 "multiclass_nms": True, "ext_score_file": None, "voting_thresh": 0.7}
-    model = meta_archs.TriDet("SGP", "identity", (2, 2, 5), 2, SIZES["in_dim"], MAX_SEQ_LEN, 6.0, 1, 3, SIZES["dim"],
+    model = meta_archs.TriDet(backbone, "identity", (2, 2, 5), 2, SIZES["in_dim"], MAX_SEQ_LEN, 6.0, 1, 3, SIZES["dim"],
                               True, SIZES["dim"], SIZES["mlp_dim"], True, SIZES["head_dim"], RANGES, 3, 3, 3, True,
                               False, SIZES["num_bins"], 0.2, "max", 0.0, 5, 0.0, True, SIZES["num_classes"],
                               train_cfg, test_cfg)
@@ -85,36 +90,45 @@ def official_model(official: Path):
     return model
 
 
-def renamed(state: dict) -> dict:
+def renamed(state: dict, gmg: bool) -> dict:
+    """Official names -> talbench's; the SGP block of TriDet keeps its names (``fc``, ``convw``, ...), CLTDR-GMG's
+    fork reuses them for the GMG branches (``fc`` = instant, ``convw`` = local)."""
     out = {}
     for name, value in state.items():
         if name.startswith("refineHead.scale."):
             continue
         for pattern, replacement in RENAMES:
             name = re.sub(pattern, replacement, name)
-        out[name] = value
+        out[name.replace("INSTANT", "instant" if gmg else "fc").replace("LOCAL", "local" if gmg else "convw")] = value
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--official", type=Path, required=True, help="checkout of LiQiang0307/CLTDR-GMG")
+    parser.add_argument("--official", type=Path, required=True, help="checkout of LiQiang0307/CLTDR-GMG or TriDet")
+    parser.add_argument("--model", choices=("cltdr_gmg", "tridet"), default="cltdr_gmg")
     args = parser.parse_args()
     torch.manual_seed(0)
-    official = official_model(args.official)
-    ours = build_cltdr_gmg(**SIZES, drop_path=0.0)
+    if args.model == "cltdr_gmg":
+        official = official_model(args.official, "SGP")
+        ours = build_cltdr_gmg(**SIZES, drop_path=0.0)
+        overrides = {}
+    else:
+        official = official_model(args.official, "SGP")
+        ours = build_tridet(**SIZES, drop_path=0.0)
+        overrides = {"one_stage": {"method": "tridet", "encoder": "sgp", "decoder": "trident"}}
     with torch.no_grad():
         for name, param in official.named_parameters():
             if "scale" not in name:
                 param.add_(0.3 * torch.randn_like(param))
-    ours.load_state_dict(renamed(official.state_dict()))
+    ours.load_state_dict(renamed(official.state_dict(), args.model == "cltdr_gmg"))
     generator = torch.Generator().manual_seed(1)
     videos = [{"feats": torch.randn(SIZES["in_dim"], length, generator=generator), "segments": torch.tensor(segs),
                "labels": torch.tensor(labels), "video_id": f"v{length}", "fps": 30.0,
                "duration": (4 * length + 8) / 30, "feat_stride": 4, "feat_num_frames": 16}
               for length, segs, labels in ((64, [[3.0, 9.0], [20.0, 50.0]], [0, 2]),
                                            (40, [[1.0, 30.0], [33.0, 38.5]], [1, 1]))]
-    cfg = resolve(load_params(), "tiny", {})
+    cfg = deep_merge(resolve(load_params(), "tiny", {}), overrides)
     official.train()
     ours.train()
     theirs = {k: float(v.detach()) for k, v in official(videos).items()}
