@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talbench.config import load_params, resolve
-from talbench.config import deep_merge
+from talbench.config import deep_merge, load_params, resolve
 from talbench.models.cltdr_gmg.detector import build_cltdr_gmg
-from talbench.models.tridet import build_tridet
 from talbench.models.one_stage.losses import PositiveCountNormalizer
+from talbench.models.tridet import build_tridet
 from talbench.runners.one_stage.data import Crop, GridTimes, VideoSequence, padded_batch
 from talbench.runners.one_stage.infer import decode_candidates
 from talbench.runners.one_stage.train import loss_settings, step_loss
@@ -74,7 +73,7 @@ RENAMES = [
 def official_model(official: Path, backbone: str):
     sys.modules.setdefault("nms_1d_cpu", types.ModuleType("nms_1d_cpu"))  # the C++ NMS is not needed here
     sys.path.insert(0, str(official))
-    import libs.modeling.meta_archs as meta_archs
+    from libs.modeling import meta_archs
 
     train_cfg = {"center_sample": "radius", "center_sample_radius": 1.5, "loss_weight": 1.0, "cls_prior_prob": 0.01,
                  "init_loss_norm": 100, "clip_grad_l2norm": 1.0, "head_empty_cls": [], "dropout": 0.0,
