@@ -1,8 +1,10 @@
-"""CLTDR-GMG and TriDet against their official code: the same weights give the same training loss and detections.
+"""CLTDR-GMG, TriDet and ActionFormer against their official code: the same weights give the same training loss
+and the same detections.
 
-Builds the official model (the ``TriDet`` class of ``libs/modeling/meta_archs.py`` in a checkout of
-LiQiang0307/CLTDR-GMG, a TriDet fork, or of dingfengshi/TriDet; imported, not copied) and talbench's
-``build_cltdr_gmg`` / ``build_tridet`` at small sizes, perturbs the official weights (its zero-initialised convs
+Builds the official model (``libs/modeling/meta_archs.py`` of a checkout of LiQiang0307/CLTDR-GMG, a TriDet fork,
+of dingfengshi/TriDet or of happyharrycn/actionformer_release; imported, not copied) and talbench's model at small
+sizes (ActionFormer with a local attention window of 5 and 128-cell padding, which the official Longformer-style
+attention allows), perturbs the official weights (its zero-initialised convs
 would hide differences), loads them into talbench's model by name, then compares on two random videos (one
 padded):
 
@@ -16,6 +18,8 @@ Usage::
     python benchmarks/fidelity/one_stage_official.py --official /tmp/CLTDR-GMG
     git clone https://github.com/dingfengshi/TriDet /tmp/TriDet
     python benchmarks/fidelity/one_stage_official.py --official /tmp/TriDet --model tridet
+    git clone https://github.com/happyharrycn/actionformer_release /tmp/AF
+    python benchmarks/fidelity/one_stage_official.py --official /tmp/AF --model actionformer
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 import torch
 
 from talbench.config import deep_merge, load_params, resolve
+from talbench.models.actionformer import build_actionformer
 from talbench.models.cltdr_gmg.detector import build_cltdr_gmg
 from talbench.models.one_stage.losses import PositiveCountNormalizer
 from talbench.models.tridet import build_tridet
@@ -39,6 +44,8 @@ from talbench.runners.one_stage.train import loss_settings, step_loss
 
 SIZES = {"in_dim": 12, "num_classes": 3, "dim": 32, "head_dim": 32, "mlp_dim": 48, "num_bins": 4}
 MAX_SEQ_LEN = 64
+AF_WINDOW = 5
+AF_MAX_SEQ_LEN = 128  # the official local attention needs lengths divisible by 32 x 2 x (5 // 2)
 RANGES = [(0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000)]
 # official parameter name -> talbench name (the official RefineHead's unused Scales have no counterpart)
 RENAMES = [
@@ -47,6 +54,7 @@ RENAMES = [
     (r"^backbone\.(stem|branch)\.(\d+)\.(w1|b1|w2|b2)$", r"encoder.\1.\2.global_branch.\3"),
     (r"^backbone\.(stem|branch)\.(\d+)\.fc\.", r"encoder.\1.\2.INSTANT."),
     (r"^backbone\.(stem|branch)\.(\d+)\.convw\.", r"encoder.\1.\2.LOCAL."),
+    (r"^backbone\.(stem|branch)\.(\d+)\.mlp\.3\.", r"encoder.\1.\2.mlp.2."),  # ActionFormer: dropout at 1 and 2
     (r"^backbone\.(stem|branch)\.", r"encoder.\1."),
     (r"^neck\.fpn_norms\.", "neck.norms."),
     (r"^(cls_head|start_head|end_head|reg_head)\.head\.(\d+)\.", r"decoder.\1.trunk.convs.\2."),
@@ -70,7 +78,7 @@ RENAMES = [
 ]
 
 
-def official_model(official: Path, backbone: str):
+def official_model(official: Path, model: str):
     sys.modules.setdefault("nms_1d_cpu", types.ModuleType("nms_1d_cpu"))  # the C++ NMS is not needed here
     sys.path.insert(0, str(official))
     from libs.modeling import meta_archs
@@ -81,12 +89,17 @@ def official_model(official: Path, backbone: str):
     test_cfg = {"pre_nms_thresh": 0.001, "pre_nms_topk": 2000, "iou_threshold": 0.1, "min_score": 0.001,
                 "max_seg_num": 2000, "nms_method": "soft", "nms_sigma": 0.5, "duration_thresh": 0.05,
                 "multiclass_nms": True, "ext_score_file": None, "voting_thresh": 0.7}
-    model = meta_archs.TriDet(backbone, "identity", (2, 2, 5), 2, SIZES["in_dim"], MAX_SEQ_LEN, 6.0, 1, 3, SIZES["dim"],
-                              True, SIZES["dim"], SIZES["mlp_dim"], True, SIZES["head_dim"], RANGES, 3, 3, 3, True,
-                              False, SIZES["num_bins"], 0.2, "max", 0.0, 5, 0.0, True, SIZES["num_classes"],
-                              train_cfg, test_cfg)
+    if model == "actionformer":
+        built = meta_archs.PtTransformer("convTransformer", "identity", (2, 2, 5), 2, SIZES["in_dim"],
+                                         AF_MAX_SEQ_LEN, 6.0, 4, AF_WINDOW, 3, SIZES["dim"], True, SIZES["dim"], True, 0, SIZES["head_dim"],
+                                         RANGES, 3, 3, True, False, False, SIZES["num_classes"], train_cfg, test_cfg)
+    else:
+        built = meta_archs.TriDet("SGP", "identity", (2, 2, 5), 2, SIZES["in_dim"], MAX_SEQ_LEN, 6.0, 1, 3,
+                                  SIZES["dim"], True, SIZES["dim"], SIZES["mlp_dim"], True, SIZES["head_dim"], RANGES, 3,
+                                  3, 3, True, False, SIZES["num_bins"], 0.2, "max", 0.0, 5, 0.0, True,
+                                  SIZES["num_classes"], train_cfg, test_cfg)
     meta_archs.batched_nms = lambda segs, scores, labels, *args, **kwargs: (segs, scores, labels)
-    return model
+    return built
 
 
 def renamed(state: dict, gmg: bool) -> dict:
@@ -105,17 +118,20 @@ def renamed(state: dict, gmg: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--official", type=Path, required=True, help="checkout of LiQiang0307/CLTDR-GMG or TriDet")
-    parser.add_argument("--model", choices=("cltdr_gmg", "tridet"), default="cltdr_gmg")
+    parser.add_argument("--model", choices=("cltdr_gmg", "tridet", "actionformer"), default="cltdr_gmg")
     args = parser.parse_args()
     torch.manual_seed(0)
+    official = official_model(args.official, args.model)
     if args.model == "cltdr_gmg":
-        official = official_model(args.official, "SGP")
         ours = build_cltdr_gmg(**SIZES, drop_path=0.0)
         overrides = {}
-    else:
-        official = official_model(args.official, "SGP")
+    elif args.model == "tridet":
         ours = build_tridet(**SIZES, drop_path=0.0)
         overrides = {"one_stage": {"method": "tridet", "encoder": "sgp", "decoder": "trident"}}
+    else:
+        sizes = {k: v for k, v in SIZES.items() if k not in ("mlp_dim", "num_bins")}
+        ours = build_actionformer(**sizes, window_size=AF_WINDOW, drop_path=0.0)
+        overrides = {"one_stage": {"method": "actionformer", "encoder": "transformer", "decoder": "actionformer"}}
     with torch.no_grad():
         for name, param in official.named_parameters():
             if "scale" not in name:
@@ -131,7 +147,8 @@ def main() -> None:
     official.train()
     ours.train()
     theirs = {k: float(v.detach()) for k, v in official(videos).items()}
-    x, mask = padded_batch([v["feats"] for v in videos], MAX_SEQ_LEN)
+    length = AF_MAX_SEQ_LEN if args.model == "actionformer" else MAX_SEQ_LEN
+    x, mask = padded_batch([v["feats"] for v in videos], length)
     crops = [Crop(v["feats"], v["segments"].numpy().astype(np.float64), v["labels"].numpy()) for v in videos]
     mine = step_loss(ours, ours(x, mask), crops, cfg, SIZES["num_classes"], PositiveCountNormalizer(100, 0.9),
                      loss_settings(cfg)).as_floats()
@@ -142,7 +159,7 @@ def main() -> None:
     video = videos[1]
     with torch.no_grad():
         result = official([video])[0]
-        x, mask = padded_batch([video["feats"]], MAX_SEQ_LEN)
+        x, mask = padded_batch([video["feats"]], length)
         sequence = VideoSequence(video["video_id"], video["feats"], video["segments"].numpy(), video["labels"].numpy(),
                                  GridTimes(30.0, 4, 16), video["duration"])
         candidates = decode_candidates(ours(x, mask), ours.strides, [sequence], cfg["test_time"]["one_stage"])
