@@ -1,8 +1,8 @@
-"""CLTDR-GMG, TriDet and ActionFormer against their official code: the same weights give the same training loss
-and the same detections.
+"""CLTDR-GMG, TriDet, ActionFormer and TemporalMaxer against their official code: the same weights give the same
+training loss and the same detections.
 
 Builds the official model (``libs/modeling/meta_archs.py`` of a checkout of LiQiang0307/CLTDR-GMG, a TriDet fork,
-of dingfengshi/TriDet or of happyharrycn/actionformer_release; imported, not copied) and talbench's model at small
+of dingfengshi/TriDet, happyharrycn/actionformer_release or TuanTNG/TemporalMaxer; imported, not copied) and talbench's model at small
 sizes (ActionFormer with a local attention window of 5 and 128-cell padding, which the official Longformer-style
 attention allows), perturbs the official weights (its zero-initialised convs
 would hide differences), loads them into talbench's model by name, then compares on two random videos (one
@@ -20,6 +20,11 @@ Usage::
     python benchmarks/fidelity/one_stage_official.py --official /tmp/TriDet --model tridet
     git clone https://github.com/happyharrycn/actionformer_release /tmp/AF
     python benchmarks/fidelity/one_stage_official.py --official /tmp/AF --model actionformer
+    git clone https://github.com/TuanTNG/TemporalMaxer /tmp/TM
+    python benchmarks/fidelity/one_stage_official.py --official /tmp/TM --model temporalmaxer
+
+The first video holds two overlapping ground truths, so that the choice among several containing ones (shortest,
+or TemporalMaxer's least cost) is exercised.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from talbench.config import deep_merge, load_params, resolve
 from talbench.models.actionformer import build_actionformer
 from talbench.models.cltdr_gmg.detector import build_cltdr_gmg
 from talbench.models.one_stage.losses import PositiveCountNormalizer
+from talbench.models.temporalmaxer import build_temporalmaxer
 from talbench.models.tridet import build_tridet
 from talbench.runners.one_stage.data import Crop, GridTimes, VideoSequence, padded_batch
 from talbench.runners.one_stage.infer import decode_candidates
@@ -93,6 +99,13 @@ def official_model(official: Path, model: str):
         built = meta_archs.PtTransformer("convTransformer", "identity", (2, 2, 5), 2, SIZES["in_dim"],
                                          AF_MAX_SEQ_LEN, 6.0, 4, AF_WINDOW, 3, SIZES["dim"], True, SIZES["dim"], True, 0, SIZES["head_dim"],
                                          RANGES, 3, 3, True, False, False, SIZES["num_classes"], train_cfg, test_cfg)
+    elif model == "temporalmaxer":
+        train_cfg["center_sample"] = "none"
+        assigner = {"iou_weight": 2, "cls_weight": 1.0, "center_radius": 1.5, "keep_percent": 1.0, "confuse_weight": 0.0}
+        built = meta_archs.TemporalMaxerArchitecture("convPooler", "identity", (2, 5), 2, SIZES["in_dim"], MAX_SEQ_LEN,
+                                                     6.0, 3, SIZES["dim"], True, SIZES["dim"], True, 0, SIZES["head_dim"],
+                                                     RANGES, 3, 3, True, SIZES["num_classes"], train_cfg, test_cfg,
+                                                     assigner)
     else:
         built = meta_archs.TriDet("SGP", "identity", (2, 2, 5), 2, SIZES["in_dim"], MAX_SEQ_LEN, 6.0, 1, 3,
                                   SIZES["dim"], True, SIZES["dim"], SIZES["mlp_dim"], True, SIZES["head_dim"], RANGES, 3,
@@ -118,7 +131,7 @@ def renamed(state: dict, gmg: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--official", type=Path, required=True, help="checkout of LiQiang0307/CLTDR-GMG or TriDet")
-    parser.add_argument("--model", choices=("cltdr_gmg", "tridet", "actionformer"), default="cltdr_gmg")
+    parser.add_argument("--model", choices=("cltdr_gmg", "tridet", "actionformer", "temporalmaxer"), default="cltdr_gmg")
     args = parser.parse_args()
     torch.manual_seed(0)
     official = official_model(args.official, args.model)
@@ -128,6 +141,9 @@ def main() -> None:
     elif args.model == "tridet":
         ours = build_tridet(**SIZES, drop_path=0.0)
         overrides = {"one_stage": {"method": "tridet", "encoder": "sgp", "decoder": "trident"}}
+    elif args.model == "temporalmaxer":
+        ours = build_temporalmaxer(**{k: v for k, v in SIZES.items() if k not in ("mlp_dim", "num_bins")})
+        overrides = {"one_stage": {"method": "temporalmaxer", "encoder": "maxpool", "decoder": "actionformer"}}
     else:
         sizes = {k: v for k, v in SIZES.items() if k not in ("mlp_dim", "num_bins")}
         ours = build_actionformer(**sizes, window_size=AF_WINDOW, drop_path=0.0)
@@ -141,7 +157,7 @@ def main() -> None:
     videos = [{"feats": torch.randn(SIZES["in_dim"], length, generator=generator), "segments": torch.tensor(segs),
                "labels": torch.tensor(labels), "video_id": f"v{length}", "fps": 30.0,
                "duration": (4 * length + 8) / 30, "feat_stride": 4, "feat_num_frames": 16}
-              for length, segs, labels in ((64, [[3.0, 9.0], [20.0, 50.0]], [0, 2]),
+              for length, segs, labels in ((64, [[3.0, 9.0], [20.0, 50.0], [25.0, 32.5]], [0, 2, 1]),
                                            (40, [[1.0, 30.0], [33.0, 38.5]], [1, 1]))]
     cfg = deep_merge(resolve(load_params(), "tiny", {}), overrides)
     official.train()
