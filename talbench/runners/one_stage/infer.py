@@ -46,7 +46,7 @@ def level_distances(outputs, strides) -> list[torch.Tensor]:
 
 def decode_candidates(outputs, strides, videos: list[VideoSequence], test_time: dict) -> pd.DataFrame:
     """Steps 1-2 for the videos of one batch: ``video_id, label_id, start, end, score`` on the feature grid."""
-    rows = []
+    parts: dict[str, list] = {name: [] for name in CANDIDATE_COLUMNS}
     distances = level_distances(outputs, strides)
     for logits, dist, mask, stride in zip(outputs.cls_logits, distances, outputs.masks, strides, strict=True):
         probs = torch.sigmoid(logits).transpose(1, 2) * mask[..., None]  # (B, T_l, C)
@@ -62,14 +62,11 @@ def decode_candidates(outputs, strides, videos: list[VideoSequence], test_time: 
             t = point.to(d.dtype) * stride
             start, end = t - d[:, 0] * stride, t + d[:, 1] * stride
             long_enough = (end - start) > test_time["duration_thresh"]
-            rows.append(pd.DataFrame({
-                "video_id": video.video_id,
-                "label_id": label[long_enough].numpy(),
-                "start": start[long_enough].double().numpy(),
-                "end": end[long_enough].double().numpy(),
-                "score": scores[long_enough].double().numpy(),
-            }))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(CANDIDATE_COLUMNS))
+            parts["video_id"].append(np.full(int(long_enough.sum()), video.video_id, dtype=object))
+            parts["label_id"].append(label[long_enough].numpy())
+            for name, values in (("start", start), ("end", end), ("score", scores)):
+                parts[name].append(values[long_enough].double().numpy())
+    return pd.DataFrame({name: np.concatenate(values) if values else [] for name, values in parts.items()})
 
 
 def to_detections(candidates: pd.DataFrame, videos: list[VideoSequence], classes: list[str],
