@@ -81,6 +81,9 @@ FAMILIES: dict[str, Family] = {
         "refactornet", "talbench.runners.refactornet.runner:run_row", ("bsn", "detector", "anet", "refactornet")
     ),
     "talnet": Family("talnet", "talbench.runners.talnet.runner:run_row", ("talnet",)),
+    # CLTDR-GMG and the one-stage detectors its tables compare and combine (ActionFormer, TriDet, TemporalMaxer):
+    # one family, since tables 12 and 13 build encoders of one method with decoders of another.
+    "one_stage": Family("one_stage", "talbench.runners.one_stage.runner:run_row", ("one_stage",)),
 }
 
 

@@ -162,3 +162,56 @@ def test_projection_without_layer_norm_uses_conv_biases():
     assert all(isinstance(n, torch.nn.Identity) for n in without.norms)
     out = without(torch.randn(1, 4, 6), lengths_mask([4], 6))
     assert (out >= 0).all() and (out[..., 4:] == 0).all()
+
+
+def test_depthwise_conv_of_kernel_one_is_the_grouped_convolution():
+    from talbench.models.blocks.sgp import DepthwiseConv1d
+
+    torch.manual_seed(0)
+    for kernel in (1, 3):
+        fast = DepthwiseConv1d(8, 8, kernel, padding=kernel // 2, groups=8)
+        x = torch.randn(2, 8, 11)
+        reference = F.conv1d(x, fast.weight, fast.bias, padding=kernel // 2, groups=8)
+        assert torch.allclose(fast(x), reference, atol=1e-6)
+
+
+def _per_level_head(head, feats, masks, final_convs):
+    """The heads computed one level at a time, as the official loops do (zero padding at each level's ends)."""
+    outs = []
+    for x, m in zip(feats, masks, strict=True):
+        hidden = head.trunk(x, m)
+        outs.append([conv(hidden, m)[0] for conv in final_convs])
+    return outs
+
+
+def test_packed_levels_give_the_per_level_outputs():
+    """Levels run side by side with zeroed gap columns: the outputs of each level equal its own computation,
+    including levels whose last position is valid (no padding to read) and the kernel-7 refine offsets."""
+    from talbench.models.cltdr_gmg.refine_head import RefineHead
+    from talbench.models.one_stage.heads import ClassificationHead, RegressionHead
+
+    torch.manual_seed(0)
+    lengths = [(16, [16, 11]), (8, [8, 6]), (4, [4, 3]), (2, [2, 2])]
+    feats = [torch.randn(2, 8, t) for t, _ in lengths]
+    masks = [lengths_mask(valid, t) for t, valid in lengths]
+    cls = ClassificationHead(8, 6, 3)
+    for norm in (*cls.trunk.norms,):
+        torch.nn.init.normal_(norm.bias)  # LN(0) = bias: padded columns are not zero inside the trunk
+    packed = cls(feats, masks)
+    for out, (ref,) in zip(packed, _per_level_head(cls, feats, masks, [cls.classifier]), strict=True):
+        assert torch.allclose(out, ref, atol=1e-5)
+    reg = RegressionHead(8, 6, num_levels=4, num_outputs=2)
+    for i, scale in enumerate(reg.scales):
+        scale.scale.data.fill_(0.5 + i)
+    for level, (out, (ref,)) in enumerate(zip(reg(feats, masks), _per_level_head(reg, feats, masks, [reg.regressor]),
+                                              strict=True)):
+        assert torch.allclose(out, torch.relu(ref * (0.5 + level)), atol=1e-5)
+    refine = RefineHead(8, 6, 3, offset_kernel_size=7)
+    for norm in refine.trunk.norms:
+        torch.nn.init.normal_(norm.bias)
+    got = refine(feats, masks)
+    expected = _per_level_head(refine, feats, masks, [refine.classifier, refine.start_offset, refine.end_offset])
+    for level, (c, s, e) in enumerate(expected):
+        assert torch.allclose(got.class_logits[level], c, atol=1e-5)
+        assert torch.allclose(got.start_offsets[level], s, atol=1e-5)
+        assert torch.allclose(got.end_offsets[level], e, atol=1e-5)

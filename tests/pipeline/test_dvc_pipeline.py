@@ -238,7 +238,7 @@ def test_committed_pipeline_outputs_do_not_count_as_dirty():
                     (path, options), = entry.items()
                     if options and options.get("cache") is False:
                         committed.append(path)
-    assert len(committed) == 12  # premises, 2 proposals metrics, 2 families' table metrics, leaderboards,
+    assert len(committed) == 14  # premises, 2 proposals metrics, 4 families' table metrics, leaderboards,
     # 2 studies x 3 files
     for path in committed:
         assert any(path == out or path.startswith(f"{out}/") for out in PIPELINE_OUTPUTS), path

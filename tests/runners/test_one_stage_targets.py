@@ -65,3 +65,33 @@ def test_batch_of_videos_with_different_numbers_of_actions():
         assert torch.equal(reg[b, positive], alone_reg[0, positive])
     empty_cls, empty_reg = assign_targets(grid, [torch.zeros(0, 2)], [torch.zeros(0, dtype=torch.long)], 3)
     assert empty_cls.abs().sum() == 0 and empty_reg.shape == (1, 10, 2)
+
+
+def test_regression_ranges_double_and_leave_the_last_level_open():
+    from talbench.runners.one_stage.targets import regression_ranges
+
+    assert regression_ranges(6) == [tuple(map(float, r)) for r in THUMOS14_REGRESSION_RANGES]
+    assert regression_ranges(1) == [(0.0, 10000.0)]
+    assert regression_ranges(8)[-2:] == [(128.0, 256.0), (256.0, 10000.0)]
+
+
+def test_least_cost_regression_target_among_containing_ground_truths():
+    """A point inside a long and a short ground truth: the shortest gives the class targets, but TemporalMaxer's
+    regression target is the one of least cost; outside both, the first one's distances are left."""
+    from talbench.runners.one_stage.targets import min_cost_regression_targets
+
+    grid = point_grid([10], [1], [(0, 10000)])
+    segments = [torch.tensor([[0.0, 9.0], [3.0, 6.0]])]
+    labels = [torch.tensor([0, 1])]
+    logits = torch.zeros(1, 10, 2)
+    offsets = torch.zeros(1, 10, 2)
+    offsets[0, 4] = torch.tensor([4.0, 5.0])  # predicts the long one exactly: DIoU cost 0 for it
+    reg = min_cost_regression_targets(grid, segments, labels, logits, offsets)
+    assert reg[0, 4].tolist() == [4.0, 5.0]
+    offsets[0, 4] = torch.tensor([1.0, 2.0])  # now the short one
+    assert min_cost_regression_targets(grid, segments, labels, logits, offsets)[0, 4].tolist() == [1.0, 2.0]
+    # the class cost decides when the offsets fit both equally: a confident class-1 logit picks the short one
+    offsets[0, 4] = torch.tensor([2.5, 3.5])
+    logits[0, 4] = torch.tensor([-5.0, 5.0])
+    assert min_cost_regression_targets(grid, segments, labels, logits, offsets)[0, 4].tolist() == [1.0, 2.0]
+    assert reg[0, 9].tolist() == [9.0, 0.0]  # t = 9: inside the first only (right distance 0 counts as inside)

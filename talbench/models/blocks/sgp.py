@@ -26,9 +26,21 @@ from talbench.models.blocks.masked_conv import downsample_mask
 from talbench.models.blocks.max_downsample import max_pool_downsample
 
 
+class DepthwiseConv1d(nn.Conv1d):
+    """A depth-wise ``Conv1d`` (``groups = channels``, "same" padding). With kernel 1 it is a per-channel scale and
+    shift, computed as such: the same function and parameters, without PyTorch's CPU grouped-convolution path,
+    which runs one channel at a time (7x slower at D = 32, 2x at D = 512, forward and backward)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size[0] != 1:
+            return super().forward(x)
+        out = x * self.weight[None, :, 0, 0, None]
+        return out if self.bias is None else out + self.bias[None, :, None]
+
+
 def depthwise_conv(dim: int, kernel_size: int, init_std: float) -> nn.Conv1d:
     """Depth-wise ``Conv1d`` with "same" padding, weight ~ N(0, init_std) (0 gives exact zeros), bias 0."""
-    conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+    conv = DepthwiseConv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
     nn.init.normal_(conv.weight, 0.0, init_std)
     nn.init.zeros_(conv.bias)
     return conv

@@ -78,9 +78,12 @@ class CLTDROutputs:
             for s, e, o in zip(self.start_logits, self.end_logits, self.offsets, strict=True)
         ]
 
-    def refined_distances(self, strides: Sequence[int]) -> list[torch.Tensor]:
-        """Distances after eqs. 11-12 (the coarse ones when regression is not refined), ``(B, T_l, C, 2)``."""
-        coarse = self.coarse_distances()
+    def refined_distances(
+        self, strides: Sequence[int], coarse: list[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """Distances after eqs. 11-12 (the coarse ones when regression is not refined), ``(B, T_l, C, 2)``;
+        ``coarse`` = :meth:`coarse_distances` when already computed."""
+        coarse = self.coarse_distances() if coarse is None else coarse
         if self.refine_start is None:
             return coarse
         return [

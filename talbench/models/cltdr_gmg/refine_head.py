@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from talbench.models.blocks.masked_conv import MaskedConv1d
-from talbench.models.one_stage.heads import ConvTrunk
+from talbench.models.one_stage.heads import ConvTrunk, pack_levels
 
 REFINE_TARGETS = ("classification", "regression")
 REFINE_FORMS = ("code", "paper")
@@ -60,6 +60,7 @@ class RefineHead(nn.Module):
         refine = tuple(refine)
         if not refine or any(r not in REFINE_TARGETS for r in refine):
             raise ValueError(f"refine must be a non-empty subset of {REFINE_TARGETS}, got {refine}")
+        self.gap = max(kernel_size, offset_kernel_size) // 2  # levels run packed (one_stage.heads)
         self.trunk = ConvTrunk(in_dim, feat_dim, num_layers - 1, kernel_size, with_ln)
         regression = "regression" in refine
         self.start_offset = MaskedConv1d(feat_dim, num_classes, offset_kernel_size) if regression else None
@@ -69,10 +70,11 @@ class RefineHead(nn.Module):
         )
 
     def forward(self, feats: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> RefineOutputs:
-        hidden = [self.trunk(x, m) for x, m in zip(feats, masks, strict=True)]
+        packed = pack_levels(feats, masks, self.gap)
+        hidden = self.trunk(packed.x, packed.mask, packed.present)
 
         def run(conv: MaskedConv1d | None) -> list[torch.Tensor] | None:
-            return None if conv is None else [conv(h, m)[0] for h, m in zip(hidden, masks, strict=True)]
+            return None if conv is None else packed.unpack(conv(hidden, packed.mask)[0])
 
         return RefineOutputs(run(self.classifier), run(self.start_offset), run(self.end_offset))
 

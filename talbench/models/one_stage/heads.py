@@ -13,12 +13,18 @@ no bias when followed by LayerNorm) -> channel LayerNorm -> ReLU], then a final 
 
 Outputs are per-level lists of ``(B, channels, T_l)``; positions outside the mask are exactly 0 (the final conv
 output, bias included, is multiplied by the mask).
+
+The levels are run together (:func:`pack_levels`): concatenated along time with ``kernel_size // 2`` zero columns
+between consecutive levels, zeroed again after every layer, so that each conv reads at a level's ends exactly the
+zeros its own padding would give, and the head's convolutions run once per layer instead of once per level and
+layer (the same outputs, about a third of the time on CPU at small sizes).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -28,8 +34,54 @@ from talbench.models.blocks.masked_conv import MaskedConv1d
 from talbench.models.blocks.scale import Scale
 
 
+@dataclass(frozen=True)
+class PackedLevels:
+    """Pyramid levels side by side: ``x`` ``(B, C, S)``, the valid ``mask`` ``(B, 1, S)``, ``present`` ``(1, 1, S)``
+    (False on the ``gap`` columns between levels), the level ``lengths``."""
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    present: torch.Tensor
+    lengths: tuple[int, ...]
+    gap: int
+
+    def unpack(self, packed: torch.Tensor) -> list[torch.Tensor]:
+        """``(B, K, S)`` -> per-level ``(B, K, T_l)`` (views)."""
+        out, start = [], 0
+        for length in self.lengths:
+            out.append(packed[..., start:start + length])
+            start += length + self.gap
+        return out
+
+    def per_level(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
+        """One scalar per level -> ``(1, 1, S)`` holding each level's value on its columns (0 on the gaps)."""
+        parts = []
+        for level, (value, length) in enumerate(zip(values, self.lengths, strict=True)):
+            if level:
+                parts.append(value.new_zeros(self.gap))
+            parts.append(value.expand(length))
+        return torch.cat(parts)[None, None]
+
+
+def pack_levels(feats: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], gap: int) -> PackedLevels:
+    """Concatenate the levels along time with ``gap`` zero columns between them (see the module docstring)."""
+    batch, channels = feats[0].shape[:2]
+    xs, ms, ps = [], [], []
+    for level, (f, m) in enumerate(zip(feats, masks, strict=True)):
+        if level and gap:
+            xs.append(f.new_zeros(batch, channels, gap))
+            ms.append(m.new_zeros(batch, 1, gap))
+            ps.append(torch.zeros(gap, dtype=torch.bool, device=f.device))
+        xs.append(f)
+        ms.append(m)
+        ps.append(torch.ones(f.shape[-1], dtype=torch.bool, device=f.device))
+    return PackedLevels(torch.cat(xs, dim=-1), torch.cat(ms, dim=-1), torch.cat(ps)[None, None],
+                        tuple(f.shape[-1] for f in feats), gap)
+
+
 class ConvTrunk(nn.Module):
-    """``num_convs`` x [MaskedConv1d -> LayerNorm (or identity) -> ReLU]."""
+    """``num_convs`` x [MaskedConv1d -> LayerNorm (or identity) -> ReLU]; with ``present`` (packed levels) the
+    gap columns are zeroed after each layer."""
 
     def __init__(self, in_dim: int, feat_dim: int, num_convs: int, kernel_size: int, with_ln: bool):
         super().__init__()
@@ -41,10 +93,12 @@ class ConvTrunk(nn.Module):
             ChannelLayerNorm(feat_dim) if with_ln else nn.Identity() for _ in range(num_convs)
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x, _ = conv(x, mask)
             x = torch.relu(norm(x))
+            if present is not None:
+                x = x * present.to(x.dtype)
         return x
 
 
@@ -62,16 +116,15 @@ class ClassificationHead(nn.Module):
     ):
         super().__init__()
         self.detach_input = detach_input
+        self.gap = kernel_size // 2
         self.trunk = ConvTrunk(in_dim, feat_dim, num_layers - 1, kernel_size, with_ln)
         self.classifier = MaskedConv1d(feat_dim, num_classes, kernel_size)
         nn.init.constant_(self.classifier.conv.bias, -math.log((1 - prior_prob) / prior_prob))
 
     def forward(self, feats: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        logits = []
-        for x, mask in zip(feats, masks, strict=True):
-            x = x.detach() if self.detach_input else x
-            logits.append(self.classifier(self.trunk(x, mask), mask)[0])
-        return logits
+        feats = [x.detach() for x in feats] if self.detach_input else feats
+        packed = pack_levels(feats, masks, self.gap)
+        return packed.unpack(self.classifier(self.trunk(packed.x, packed.mask, packed.present), packed.mask)[0])
 
 
 class RegressionHead(nn.Module):
@@ -86,6 +139,7 @@ class RegressionHead(nn.Module):
         with_ln: bool = True,
     ):
         super().__init__()
+        self.gap = kernel_size // 2
         self.trunk = ConvTrunk(in_dim, feat_dim, num_layers - 1, kernel_size, with_ln)
         self.scales = nn.ModuleList(Scale() for _ in range(num_levels))
         self.regressor = MaskedConv1d(feat_dim, num_outputs, kernel_size)
@@ -93,7 +147,6 @@ class RegressionHead(nn.Module):
     def forward(self, feats: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if len(feats) != len(self.scales):
             raise ValueError(f"regression head built for {len(self.scales)} levels, got {len(feats)}")
-        out = []
-        for x, mask, scale in zip(feats, masks, self.scales, strict=True):
-            out.append(torch.relu(scale(self.regressor(self.trunk(x, mask), mask)[0])))
-        return out
+        packed = pack_levels(feats, masks, self.gap)
+        out = self.regressor(self.trunk(packed.x, packed.mask, packed.present), packed.mask)[0]
+        return packed.unpack(torch.relu(out * packed.per_level([s.scale for s in self.scales])))
