@@ -50,7 +50,6 @@ from talbench.data import DatasetCache
 from talbench.errors import ConfigError
 from talbench.io import atomic_dir, atomic_write_json
 from talbench.progress import task_progress
-from talbench.runners.common.device import DEVICE_TAGS, describe, device_key, precision, row_device
 from talbench.runners.families import Family, family_of
 from talbench.stats import mean_std
 from talbench.tracking import provenance
@@ -85,6 +84,7 @@ class Trained:
 def plan_rows(bench: Benchmark, params: dict[str, Any], where: str, *, rows: str | None, profile: str | None,
               data_source: str | None, tuned: dict[str, Any] | None) -> list[PlannedRow]:
     """The selected rows with their configurations (every configuration error raised before any run)."""
+    from talbench.runners.common.device import precision, row_device  # loads torch: only when rows run
     selected = select_rows(bench, rows, where)
     if not selected:
         raise ConfigError(f"{where}: no row has `reproduce`; nothing to run")
@@ -100,6 +100,7 @@ def input_keys(plan: PlannedRow, dataset) -> dict[str, str]:
     """Fingerprints of what a row reads besides its configuration: the data, and the detector proposals of
     the families that read the ``bsn`` section (the BSN stage's output changes with BSN's code), and the kind of
     device the row runs on (the CPU's numbers are not a GPU's)."""
+    from talbench.runners.common.device import device_key, row_device  # loads torch: only when rows run
     keys = {"data_checksum": dataset.checksum(), "code_hash": plan.family.code_hash(),
             "device_key": device_key(row_device(plan.cfg))}
     if "bsn" in plan.family.sections:
@@ -169,6 +170,7 @@ def run_table(
     them to MLflow and write ``<table>.json`` to ``results_dir`` (default: :func:`results_folder`) and every
     run's predictions to ``predictions/<table>/`` next to it; returns the results (``None`` for a pending
     table: nothing is run or written)."""
+    from talbench.runners.common.device import DEVICE_TAGS, describe, row_device  # loads torch: only when rows run
     from talbench.tracking import store
     from talbench.tracking.runs import (
         log_metrics,

@@ -47,8 +47,10 @@ def talnet_project(tiny_synthetic, empty_store, tmp_path_factory):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         monkeypatch.setenv("TALBENCH_MODELS_DIR", str(root / "models"))
         monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        results = {"talnet.table2": run_table("talnet.table2", seeds=2, workers=1),
-                   "talnet.table4": run_table("talnet.table4", rows="Flow,Late fusion", seeds=2, workers=1)}
+        results = {"talnet.table2": run_table("talnet.table2", seeds=2, workers=1,
+                                                    results_dir=root / "results"),
+                   "talnet.table4": run_table("talnet.table4", rows="Flow,Late fusion", seeds=2, workers=1,
+                                                    results_dir=root / "results")}
         yield root, results
 
 

@@ -15,13 +15,6 @@ from typing import Any
 import numpy as np
 
 from talbench.errors import ConfigError
-from talbench.runners.common.device import (
-    configure_determinism,
-    device_tags,
-    nondeterminism_recorder,
-    precision,
-    row_device,
-)
 from talbench.runners.common.outcome import RowOutcome
 
 
@@ -52,6 +45,14 @@ def execute_row(
     everything, make CUDA deterministic, then ``runner(cfg, seed, dataset, console, report=report)``; its outcome
     checked and given the row's device tags (:func:`talbench.runners.common.device.device_tags`). The runner
     asks for the same device with ``row_device(cfg)``."""
+    from talbench.runners.common.device import (  # loads torch: importing the families stays light
+        configure_determinism,
+        device_tags,
+        nondeterminism_recorder,
+        precision,
+        row_device,
+    )
+
     device = row_device(cfg)
     precision(cfg)
     seed_everything(seed, threads=cfg.get("run", {}).get("torch_threads", 1))
