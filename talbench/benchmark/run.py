@@ -170,7 +170,11 @@ def run_table(
     them to MLflow and write ``<table>.json`` to ``results_dir`` (default: :func:`results_folder`) and every
     run's predictions to ``predictions/<table>/`` next to it; returns the results (``None`` for a pending
     table: nothing is run or written)."""
-    from talbench.runners.common.device import DEVICE_TAGS, describe, row_device  # loads torch: only when rows run
+    from talbench.runners.common.device import (  # loads torch: only when rows run
+        DEVICE_TAGS,
+        describe,
+        row_device,
+    )
     from talbench.tracking import store
     from talbench.tracking.runs import (
         log_metrics,
