@@ -1,6 +1,8 @@
 """run.device and run.mixed_precision: auto resolves to the CPU here, CUDA paths run only where a GPU exists; tiny
-rows of every family on main keep their tensors on the row's device (the audit of tests/helpers/device_audit.py,
-which catches a forgotten ``.to(device)`` on a CPU-only machine) and record where they ran."""
+rows of every family (D-Net, RefactorNet, TAL-Net, the one-stage detectors) keep their tensors on the row's device
+(the audit of tests/helpers/device_audit.py, which catches a forgotten ``.to(device)`` on a CPU-only machine) and
+record where they ran. The tests that need a GPU have ``cuda`` in their names (``pytest -k cuda``,
+scripts/device_check.sh)."""
 
 from __future__ import annotations
 
@@ -10,15 +12,29 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers.device_audit import DeviceAudit
+from helpers.device_audit import DEVICE, DeviceAudit, tag_of
+from torch.utils._pytree import tree_flatten
 
-from talbench.config import load_params, resolve
+from talbench.config import deep_merge, load_params, resolve
 from talbench.errors import ConfigError
 from talbench.runners.common.device import autocast, describe, precision, resolve_device, row_device
 from talbench.runners.common.execution import execute_row
 from talbench.runners.families import run_row
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+class CountingAudit(DeviceAudit):
+    """The audit, also counting the operations whose result is on the row's device: a runner that never moved
+    anything would pass the audit with no violation, but not a test that asks for device work."""
+
+    on_device: int = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = super().__torch_function__(func, types, args, kwargs)
+        if any(isinstance(t, torch.Tensor) and tag_of(t) == DEVICE for t in tree_flatten(result)[0]):
+            self.on_device += 1
+        return result
 
 
 def test_auto_is_cuda_when_there_is_one_else_the_cpu():
@@ -134,31 +150,65 @@ def tiny_rows(tiny_synthetic, tmp_path_factory):
     refactornet = resolve(load_params(), "tiny", root | {
         "model": {"runner": "refactornet"}, "detector": {"aggregation": "roi_pool", "head_mlps": 3},
         "refactornet": {"video_fusion_sources": ["synthetic"], "stage1": {"epochs": 1}, "stage2": {"epochs": 1}}})
-    return {"dnet": dnet, "refactornet": refactornet}, dataset
+    data = {"data": root["data"]}
+    # TAL-Net: the RGB and Flow networks and the jointly trained late-fusion model (LateFusionTALNet)
+    talnet = resolve(load_params(), "tiny", data | {"model": {"runner": "talnet"},
+                                                    "talnet": {"late_fusion": "joint"}})
+    one_stage = resolve(load_params(), "tiny", data | {"model": {"runner": "one_stage"}})
+    return {"dnet": dnet, "refactornet": refactornet, "talnet": talnet,
+            # CLTDR-GMG with its EMA snapshots evaluated (the best-test-epoch diagnostic)
+            "one_stage": deep_merge(one_stage, {"one_stage": {"train": {"snapshots": True}}}),
+            # TemporalMaxer: max-pool encoder, ActionFormer head, least-cost regression targets
+            "one_stage_min_cost": deep_merge(one_stage, {"one_stage": {
+                "method": "temporalmaxer", "encoder": "maxpool", "decoder": "actionformer"}})}, dataset
 
 
-@pytest.mark.parametrize("family", ["dnet", "refactornet"])
+@pytest.mark.parametrize("family", ["dnet", "refactornet", "talnet", "one_stage", "one_stage_min_cost"])
 def test_rows_keep_every_tensor_on_the_row_device(tiny_rows, family, tmp_path, monkeypatch):
-    """A tiny D-Net row and a RefactorNet row (BSN training and proposals on F', the detector's training and
-    inference, the video-level classifier, coupling samples, the probe) under the audit: no operation mixes
-    the row's device with the host. The outcome says where it ran."""
+    """Tiny rows under the audit: D-Net, RefactorNet (BSN training and proposals on F', the detector's training
+    and inference, the video-level classifier, coupling samples, the probe), TAL-Net (grid features, SPN and
+    classifier training with sampled anchors and proposals, joint late fusion, inference) and the one-stage
+    detectors (padded batches with input noise, point assignment, CLTDR's and TemporalMaxer's objectives, EMA
+    snapshots, decoding): no operation mixes the row's device with the host, and most of the work is on the
+    device. The outcome says where it ran; a second run loads the checkpoints onto the device (TAL-Net and the
+    one-stage detectors: with the same numbers)."""
     monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path))
     configs, dataset = tiny_rows
-    with DeviceAudit() as audit:
+    with CountingAudit() as audit:
         outcome = run_row(configs[family], 0, dataset)
     assert audit.violations == []
     assert audit.operations > 10_000  # the whole row ran under the audit
+    assert audit.on_device > audit.operations / 4  # the networks' work happened on the device
     assert outcome.device_tags == {"device": describe(row_device(configs[family])), "mixed_precision": "none"}
+    with CountingAudit() as audit:
+        loaded = run_row(configs[family], 0, dataset)
+    assert audit.violations == [] and audit.on_device > 0
+    if family.startswith(("talnet", "one_stage")):
+        assert loaded.timings["loaded_from_cache"] == 1.0
+        assert {k: v for k, v in loaded.metrics.items() if "mAP" in k} == {
+            k: v for k, v in outcome.metrics.items() if "mAP" in k}
 
 
-def test_mixed_precision_runs_a_row_and_is_tagged(tiny_rows, tmp_path, monkeypatch):
+def test_the_one_stage_complexity_task_times_on_the_row_device(tiny_rows):
+    """Table 15's timing (no training): the paper-sized model and its input on the row's device."""
+    configs, dataset = tiny_rows
+    cfg = deep_merge(configs["one_stage"], {"one_stage": {"task": "complexity"}})
+    with CountingAudit() as audit:
+        outcome = run_row(cfg, 0, dataset)
+    assert audit.violations == [] and audit.on_device > 100
+    assert outcome.metrics["inference_ms"] > 0
+
+
+@pytest.mark.parametrize("family", ["dnet", "talnet", "one_stage_min_cost"])
+def test_mixed_precision_runs_a_row_and_is_tagged(tiny_rows, family, tmp_path, monkeypatch):
     monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path))
     configs, dataset = tiny_rows
-    cfg = copy.deepcopy(configs["dnet"])
+    cfg = copy.deepcopy(configs[family])
     cfg["run"]["mixed_precision"] = "bf16"
     outcome = run_row(cfg, 0, dataset)
     assert outcome.device_tags["mixed_precision"] == "bf16"
-    assert all(np.isfinite(v) for k, v in outcome.metrics.items() if "mAP" in k)
+    maps = {k: v for k, v in outcome.metrics.items() if "mAP" in k}
+    assert maps and all(np.isfinite(v) for v in maps.values())
 
 
 @pytest.mark.parametrize(("key", "value", "error"), [
@@ -189,3 +239,25 @@ def test_a_tiny_row_on_cuda_is_tagged_cuda_and_repeats_itself(tiny_rows, tmp_pat
     assert runs[0].metrics["fusion/mAP_0.5"] >= 0
     assert {k: v for k, v in runs[0].metrics.items() if "/" in k} == {k: v for k, v in runs[1].metrics.items()
                                                                       if "/" in k}
+
+
+@needs_cuda
+@pytest.mark.parametrize("family", ["talnet", "one_stage_min_cost"])
+def test_talnet_and_one_stage_rows_on_cuda_are_tagged_and_repeat_themselves(tiny_rows, family, tmp_path,
+                                                                            monkeypatch):
+    """On a GPU: a TAL-Net and a one-stage row on cuda, tagged with the GPU's name; trained twice from scratch
+    with one seed they give the same numbers unless an operation without a deterministic CUDA kernel ran (then
+    named in the ``nondeterministic_ops`` tag)."""
+    configs, dataset = tiny_rows
+    cfg = copy.deepcopy(configs[family])
+    cfg["run"]["device"] = "cuda"
+    runs = []
+    for folder in ("a", "b"):
+        monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path / folder))
+        runs.append(run_row(cfg, 0, dataset))
+    tag = runs[0].device_tags["device"]
+    assert tag.startswith("cuda:0 (") and torch.cuda.get_device_name(0) in tag
+    maps = [{k: v for k, v in run.metrics.items() if "mAP" in k} for run in runs]
+    assert maps[0] and all(np.isfinite(v) for v in maps[0].values())
+    if "nondeterministic_ops" not in runs[0].device_tags:
+        assert maps[0] == maps[1]

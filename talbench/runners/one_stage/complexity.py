@@ -5,10 +5,11 @@ time (average over five times) ... using an input feature size of 2304 x 2048").
   classes, D = head = 512) on the meta device (shapes only) and counts its parameters, total and per part.
 * :func:`complexity_outcome` (``one_stage.task: complexity``) times the forward pass of the network (encoder, neck,
   decoder; no decoding or NMS) on one ``complexity.input_length`` x ``paper.in_dim`` input, every cell valid, in
-  evaluation mode on this machine's CPU with ``run.torch_threads`` threads: one untimed pass, then
+  evaluation mode on the row's device (``run.device``; on the CPU with ``run.torch_threads`` threads; on a GPU the
+  clock is read after ``torch.cuda.synchronize``), autocast by ``run.mixed_precision``: one untimed pass, then
   ``complexity.repeats`` (5) timed ones; ``inference_ms`` is their median (a shared CPU makes the mean fragile),
   ``inference_ms_min`` / ``_mean`` are reported too. The paper's times are on an RTX 4090 GPU: only the ordering of
-  the methods can be compared.
+  the methods can be compared (and only on a GPU their size).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import torch
 
 from talbench.models import count_parameters
+from talbench.runners.common.device import autocast, module_device, row_device
 from talbench.runners.common.outcome import RowOutcome
 from talbench.runners.one_stage.build import build_detector, paper_width
 
@@ -31,25 +33,36 @@ def paper_counts(cfg: dict) -> dict[str, int]:
     return {"total": count_parameters(model), **parts}
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.no_grad()
-def forward_times_ms(model: torch.nn.Module, in_dim: int, length: int, repeats: int) -> list[float]:
+def forward_times_ms(model: torch.nn.Module, in_dim: int, length: int, repeats: int, cfg: dict | None = None
+                     ) -> list[float]:
+    """Milliseconds of ``repeats`` forward passes of ``model`` on its device (after one untimed pass)."""
     model.eval()
-    x = torch.randn(1, in_dim, length, generator=torch.Generator().manual_seed(0))
-    mask = torch.ones(1, 1, length, dtype=torch.bool)
-    model(x, mask)  # untimed: first-call allocations
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        model(x, mask)
-        times.append(1000.0 * (time.perf_counter() - started))
+    device = module_device(model)
+    x = torch.randn(1, in_dim, length, generator=torch.Generator().manual_seed(0)).to(device)
+    mask = torch.ones(1, 1, length, dtype=torch.bool).to(device)
+    with autocast(cfg or {}, device):
+        model(x, mask)  # untimed: first-call allocations
+        times = []
+        for _ in range(repeats):
+            _synchronize(device)
+            started = time.perf_counter()
+            model(x, mask)
+            _synchronize(device)
+            times.append(1000.0 * (time.perf_counter() - started))
     return times
 
 
 def complexity_outcome(cfg: dict) -> RowOutcome:
     width = paper_width(cfg)
-    model = build_detector(cfg, width)
+    model = build_detector(cfg, width).to(row_device(cfg))
     times = forward_times_ms(model, width.in_dim, cfg["one_stage"]["complexity"]["input_length"],
-                             cfg["one_stage"]["complexity"]["repeats"])
+                             cfg["one_stage"]["complexity"]["repeats"], cfg)
     counts = paper_counts(cfg)
     metrics = {
         "params_m": counts["total"] / 1e6,

@@ -14,6 +14,9 @@
 
 The official code runs NMS on the grid and converts afterwards; tIoU does not change under the (affine)
 conversion, the clipping comes last as there. Videos of a batch are decoded together per level.
+
+The model runs on its own device (the row's), autocast by ``run.mixed_precision``: batches are padded on the host
+and moved, steps 1-2 run there in float32, the kept candidates come back with ``.cpu()`` for the NMS (numpy).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from talbench.models.actionformer import ActionFormerOutputs
 from talbench.models.cltdr_gmg.detector import CLTDROutputs
 from talbench.models.tridet import TridentOutputs
 from talbench.ops.nms import nms_per_video
+from talbench.runners.common.device import autocast, module_device
 from talbench.runners.one_stage.build import max_div_factor
 from talbench.runners.one_stage.data import VideoSequence, inference_batches
 
@@ -49,7 +53,7 @@ def decode_candidates(outputs, strides, videos: list[VideoSequence], test_time: 
     parts: dict[str, list] = {name: [] for name in CANDIDATE_COLUMNS}
     distances = level_distances(outputs, strides)
     for logits, dist, mask, stride in zip(outputs.cls_logits, distances, outputs.masks, strides, strict=True):
-        probs = torch.sigmoid(logits).transpose(1, 2) * mask[..., None]  # (B, T_l, C)
+        probs = torch.sigmoid(logits.float()).transpose(1, 2) * mask[..., None]  # (B, T_l, C)
         num_classes = probs.shape[-1]
         for b, video in enumerate(videos):
             flat = probs[b].reshape(-1)
@@ -58,14 +62,14 @@ def decode_candidates(outputs, strides, videos: list[VideoSequence], test_time: 
             top = keep[order[: test_time["pre_nms_topk"]]]
             scores = scores[: test_time["pre_nms_topk"]]
             point, label = top // num_classes, top % num_classes
-            d = dist[b, point, label if dist.shape[2] > 1 else 0]  # (K, 2)
+            d = dist[b, point, label if dist.shape[2] > 1 else 0].float()  # (K, 2)
             t = point.to(d.dtype) * stride
             start, end = t - d[:, 0] * stride, t + d[:, 1] * stride
             long_enough = (end - start) > test_time["duration_thresh"]
             parts["video_id"].append(np.full(int(long_enough.sum()), video.video_id, dtype=object))
-            parts["label_id"].append(label[long_enough].numpy())
+            parts["label_id"].append(label[long_enough].cpu().numpy())
             for name, values in (("start", start), ("end", end), ("score", scores)):
-                parts[name].append(values[long_enough].double().numpy())
+                parts[name].append(values[long_enough].double().cpu().numpy())
     return pd.DataFrame({name: np.concatenate(values) if values else [] for name, values in parts.items()})
 
 
@@ -93,13 +97,15 @@ def to_detections(candidates: pd.DataFrame, videos: list[VideoSequence], classes
 
 @torch.no_grad()
 def predict(model, videos: list[VideoSequence], classes: list[str], cfg: dict) -> pd.DataFrame:
-    """Detections of ``model`` (in eval mode) on ``videos``: steps 1-4 (module docstring)."""
+    """Detections of ``model`` (in eval mode, on its device) on ``videos``: steps 1-4 (module docstring)."""
     model.eval()
+    device = module_device(model)
     test_time = cfg["test_time"]["one_stage"]
     frames = []
     for batch_videos, features, mask in inference_batches(videos, cfg["one_stage"]["data"]["max_seq_len"],
                                                           max_div_factor(cfg), test_time["batch_size"]):
-        outputs = model(features, mask)
+        with autocast(cfg, device):
+            outputs = model(features.to(device), mask.to(device))
         frames.append(decode_candidates(outputs, model.strides, batch_videos, test_time))
     candidates = pd.concat(frames, ignore_index=True)
     return to_detections(candidates, videos, classes, test_time)

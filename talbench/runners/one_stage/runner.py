@@ -17,6 +17,10 @@ the detections are evaluated with the official-semantics mAP. Metrics ``<stream>
 * ``one_stage.task: complexity`` (table 15): no training; parameters and the CPU time of the forward pass of a
   ``complexity.input_length`` x ``paper.in_dim`` input at the paper's sizes (:mod:`.complexity`).
 
+Devices (``run.device``, :mod:`talbench.runners.common.device`): the model is built and seeded on the CPU and moved
+to the row's device, where it trains and infers (:mod:`.train`, :mod:`.infer`); the kind of device
+(:func:`~talbench.runners.common.device.device_key`) is one of the checkpoint's inputs.
+
 ``report(step, value)`` (tuning) receives the evaluation split's mAP@0.5 of the EMA model after each epoch.
 """
 
@@ -38,6 +42,7 @@ from talbench.runners.common.checkpoints import (
     save_checkpoint,
     training_code_hash,
 )
+from talbench.runners.common.device import device_key, row_device
 from talbench.runners.common.outcome import RowOutcome
 from talbench.runners.one_stage.build import build_detector, row_width
 from talbench.runners.one_stage.complexity import complexity_outcome, paper_counts
@@ -61,11 +66,12 @@ def _snapshot_name(epoch: int) -> str:
 
 
 def _train_or_load(cfg, seed, dataset, train_videos, inputs, console, after_epoch):
-    """The trained model of ``cfg`` (EMA weights), its snapshots (epoch -> state) and the training timings."""
+    """The trained model of ``cfg`` (EMA weights, on the row's device), its snapshots (epoch -> state) and the
+    training timings."""
     folder = checkpoint_dir(cfg, seed, RUNNER)
     width = row_width(cfg, int(train_videos[0].features.shape[0]), len(dataset.classes))
     torch.manual_seed(seed)
-    model = build_detector(cfg, width)
+    model = build_detector(cfg, width).to(row_device(cfg))  # initialised on the CPU
     states = load_checkpoint(folder, cfg, inputs)
     if states is not None:
         model.load_state_dict(states.pop(FINAL_STATE))
@@ -125,7 +131,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
             found = evaluate_detection(gt, predict(ema_model, eval_videos, classes, cfg), [0.5])
             report(epoch, float(found.map[0]))
 
-    inputs = {"code": training_code_hash(__name__), "data": dataset.checksum()}
+    inputs = {"code": training_code_hash(__name__), "data": dataset.checksum(), "device": device_key(row_device(cfg))}
     model, snapshots, timings, folder = _train_or_load(cfg, seed, dataset, train_videos, inputs, console,
                                                        after_epoch)
     started = time.perf_counter()

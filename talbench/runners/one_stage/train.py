@@ -13,6 +13,10 @@ The official ``train.py`` evaluates the EMA model on the *test* split after ever
 and keeps the best one (facts sec. 0.4). ``one_stage.train.snapshots`` keeps the EMA weights of exactly those
 epochs so that a diagnostic row can measure what that selection adds (the runner evaluates them only to report
 the gain; the row's model is still the last epoch's).
+
+The model trains on its own device (the row's): crops, padding and input noise are made on the host (numpy
+generators and the seeded CPU generator: the same draws on every device) and the batch moved, the targets
+assigned on the device; ``run.mixed_precision`` autocasts the forward pass and the objective.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from talbench.models.cltdr_gmg.detector import CLTDROutputs
 from talbench.models.one_stage.losses import PositiveCountNormalizer
 from talbench.models.tridet import TridentOutputs
 from talbench.progress import task_progress
+from talbench.runners.common.device import autocast, module_device
 from talbench.runners.one_stage.build import recipe
 from talbench.runners.one_stage.data import VideoSequence, crop_for_training, padded_batch
 from talbench.runners.one_stage.objective import (
@@ -77,12 +82,13 @@ def _flat(per_level: list[torch.Tensor]) -> torch.Tensor:
 
 def step_loss(model, outputs, crops, cfg: dict, num_classes: int, normalizer: PositiveCountNormalizer,
               settings: LossSettings) -> LossTerms:
-    """Label the points of one batch and compute the decoder's objective."""
+    """Label the points of one batch (on the device of the outputs) and compute the decoder's objective."""
     os_cfg, rec = cfg["one_stage"], recipe(cfg)
+    device = outputs.masks[0].device
     grid = point_grid([m.shape[-1] for m in outputs.masks], model.strides,
-                      regression_ranges(os_cfg["num_levels"], os_cfg["assignment"]["first_range"]))
-    segments = [torch.from_numpy(c.segments).float() for c in crops]
-    labels = [torch.tensor(c.labels, dtype=torch.long) for c in crops]
+                      regression_ranges(os_cfg["num_levels"], os_cfg["assignment"]["first_range"]), device)
+    segments = [torch.from_numpy(c.segments).float().to(device) for c in crops]
+    labels = [torch.tensor(c.labels, dtype=torch.long).to(device) for c in crops]
     cls_targets, reg_targets = assign_targets(grid, segments, labels, num_classes,
                                               os_cfg["assignment"]["center_sample_radius"])
     valid = torch.cat(outputs.masks, dim=1)
@@ -121,6 +127,7 @@ def train_detector(model, videos: list[VideoSequence], cfg: dict, seed: int, num
     settings = loss_settings(cfg)
     keep = set(snapshot_epochs(total_epochs)) if train["snapshots"] else set()
     history = TrainHistory()
+    device = module_device(model)
     with task_progress(console, TextColumn("loss {task.fields[loss]:.3f}"), disable=console is None,
                        transient=True) as progress:
         task = progress.add_task(description, total=total_epochs, loss=float("nan"))
@@ -137,7 +144,9 @@ def train_detector(model, videos: list[VideoSequence], cfg: dict, seed: int, num
                 x, mask = padded_batch([c.features for c in crops], data["max_seq_len"])
                 if rec["input_noise"] > 0:
                     x = x + torch.randn_like(x) * rec["input_noise"]
-                terms = step_loss(model, model(x, mask), crops, cfg, num_classes, normalizer, settings)
+                x, mask = x.to(device), mask.to(device)
+                with autocast(cfg, device):
+                    terms = step_loss(model, model(x, mask), crops, cfg, num_classes, normalizer, settings)
                 optimizer.zero_grad(set_to_none=True)
                 terms.total.backward()
                 if train["clip_grad_norm"] > 0:

@@ -14,8 +14,8 @@ the averaged logits (network ``late``). Inference on ``run.eval_split``
   (0.5:0.05:1.0) and AN ``eval.ar_an`` (tables 1-2), with their per-video parts in ``video_stats``;
 * ``<out>/mAP_<t>`` and ``<out>/average_mAP`` over ``eval.tiou_thresholds`` (the TAL-Net tables set 0.1:0.1:0.7,
   the columns of tables 3-5);
-* ``<out>/ms_per_3000_frames``: CPU wall time of proposal + classification (networks, decoding, both NMS) per
-  3000 video frames, features given (table 8), and ``<out>/proposals_per_video``;
+* ``<out>/ms_per_3000_frames``: wall time (on the row's device) of proposal + classification (networks,
+  decoding, both NMS) per 3000 video frames, features given (table 8), and ``<out>/proposals_per_video``;
 
 ``<out>`` being ``rgb``, ``flow``, ``fusion`` (rows with ``fusion: early | late``) and ``output``, the row's
 own output (``talnet.fusion``: rgb, flow, early or late; table 4). ``time/ms_per_3000_frames`` is the row
@@ -23,8 +23,13 @@ output's time; ``params_m`` counts its parameters at the paper's sizes (I3D 1024
 ``params_m_actual`` at this dataset's.
 
 Checkpoints: ``models/talnet/<hash>/seed<k>/`` per network, the hash covering what trains it (data,
-``run.train_split`` and ``torch_threads``, ``talnet.{grid, model, train, proposals}`` and the network's name),
-so that rows differing in ``fusion`` or ``talnet.test`` share their trained networks.
+``run.train_split``, ``torch_threads`` and ``mixed_precision``, ``talnet.{grid, model, train, proposals}`` and
+the network's name), so that rows differing in ``fusion`` or ``talnet.test`` share their trained networks; the
+kind of device (:func:`talbench.runners.common.device.device_key`) is one of the checkpoint's inputs.
+
+Devices (``run.device``, :mod:`talbench.runners.common.device`): every network is built and seeded on the CPU,
+then moved to the row's device; grid features are computed with numpy and moved, sampling draws from numpy
+generators on the host, and results come back with ``.cpu()`` before numpy.
 ``report(epoch, value)``, when given, receives the validation mAP@0.5 of the row's output after each epoch of
 the last network it trains.
 """
@@ -51,6 +56,7 @@ from talbench.runners.common.checkpoints import (
     save_checkpoint,
     training_code_hash,
 )
+from talbench.runners.common.device import device_key, precision_name, row_device
 from talbench.runners.common.outcome import RowOutcome
 from talbench.runners.talnet.anchors import anchor_lengths, make_anchors
 from talbench.runners.talnet.inference import detect
@@ -105,13 +111,14 @@ def network_config(cfg: dict, network: str) -> dict:
     """What trains network ``network`` (rgb, flow, early): the checkpoint folder's hash input."""
     tc = cfg["talnet"]
     return {"model": {"runner": RUNNER}, "data": cfg["data"],
-            "run": {k: cfg["run"][k] for k in ("train_split", "torch_threads")},
+            "run": {k: cfg["run"][k] for k in ("train_split", "torch_threads")}
+            | {"mixed_precision": precision_name(cfg)},
             "talnet": {key: tc[key] for key in TRAINING_KEYS}, "network": network}
 
 
 def new_network(cfg: dict, seed: int, dataset, network: str) -> TALNet | LateFusionTALNet:
-    """Network ``network`` (rgb, flow, early, late) freshly initialised from a seed of its own; ``late`` is an
-    RGB and a Flow network in one :class:`LateFusionTALNet` (trained jointly)."""
+    """Network ``network`` (rgb, flow, early, late) freshly initialised on the CPU from a seed of its own; ``late``
+    is an RGB and a Flow network in one :class:`LateFusionTALNet` (trained jointly)."""
     torch.manual_seed(seed * 1009 + NETWORKS.index(network))
     if network == "late":
         return LateFusionTALNet({s: build_network(cfg["talnet"], dataset.stream_dim(s), len(dataset.classes), s)
@@ -124,9 +131,11 @@ def train_or_load(cfg: dict, seed: int, dataset, net: TALNet | LateFusionTALNet,
                   source: VideoFeatures,
                   lengths: np.ndarray, console=None, after_epoch: Callable[[int], None] | None = None
                   ) -> tuple[dict, bool]:
-    """Load ``net`` from its checkpoint or train it now: its training log and whether it was loaded."""
+    """Load ``net`` (on the row's device) from its checkpoint or train it now: its training log and whether it was
+    loaded."""
     config = network_config(cfg, network)
-    inputs = {"code": training_code_hash(__name__), "data": dataset.checksum()}
+    inputs = {"code": training_code_hash(__name__), "data": dataset.checksum(),
+              "device": device_key(source.device)}
     folder = checkpoint_dir(config, seed, RUNNER)
     states = load_checkpoint(folder, config, inputs)
     if states is not None:
@@ -134,7 +143,7 @@ def train_or_load(cfg: dict, seed: int, dataset, net: TALNet | LateFusionTALNet,
         return json.loads((folder / "train_log.json").read_text(encoding="utf-8")), True
     rng = np.random.default_rng([seed, NETWORKS.index(network)])
     log = train_network(net, videos, source, lengths, cfg["talnet"], rng, after_epoch, console,
-                        description=f"TAL-Net {network}")
+                        description=f"TAL-Net {network}", run=cfg["run"])
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "train_log.json", log)
     save_checkpoint(folder, {"model": net.state_dict()}, config, seed, inputs)
@@ -142,9 +151,10 @@ def train_or_load(cfg: dict, seed: int, dataset, net: TALNet | LateFusionTALNet,
 
 
 def predict(model, video_ids: list[str], source: VideoFeatures, lengths: np.ndarray, tc: dict,
-            classes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
+            classes: list[str], run: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, float, float]:
     """Detections (``video_id, label, start, end, score``) and proposals (``video_id, start, end, score``) in
-    seconds on ``video_ids``, the seconds proposal + classification took and the videos' frames."""
+    seconds on ``video_ids``, the seconds proposal + classification took and the videos' frames; ``model`` runs
+    on the device of ``source``, autocast as ``run`` (the ``run`` section) says."""
     model.eval()
     detections, proposals = [], []
     seconds = frames = 0.0
@@ -152,8 +162,8 @@ def predict(model, video_ids: list[str], source: VideoFeatures, lengths: np.ndar
         for vid in video_ids:
             grid = source.geometry(vid)
             features = source.features(vid, model.streams)
-            anchors = torch.from_numpy(make_anchors(grid.cells, lengths)).to(torch.float32)
-            out = detect(model, features, anchors, grid.cells, tc)
+            anchors = torch.from_numpy(make_anchors(grid.cells, lengths)).to(source.device, torch.float32)
+            out = detect(model, features, anchors, grid.cells, tc, run)
             seconds += out.seconds
             frames += source.frames(vid)
             segments = grid.to_seconds(out.segments)
@@ -193,7 +203,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     """Train (or load) the row's networks, infer on ``run.eval_split``, evaluate (see the module docstring)."""
     tc = validate_config(cfg)
     fusion = tc["fusion"]
-    source = VideoFeatures(dataset, tc["grid"]["mode"], tc["grid"]["cells_per_paper_cell"])
+    source = VideoFeatures(dataset, tc["grid"]["mode"], tc["grid"]["cells_per_paper_cell"], row_device(cfg))
     lengths = anchor_lengths(tc["model"]["scales"],
                              units_per_paper_cell(tc["grid"]["mode"], tc["grid"]["cells_per_paper_cell"]))
     train_split, eval_split = cfg["run"]["train_split"], cfg["run"]["eval_split"]
@@ -209,11 +219,12 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
     joint = fusion == "late" and tc["late_fusion"] == "joint"
     networks = ["rgb", "flow"] + (["early"] if fusion == "early" else []) + (["late"] if joint else [])
     reporting = {"rgb": "rgb", "flow": "flow", "late": "late" if joint else "flow", "early": "early"}[fusion]
-    nets = {network: new_network(cfg, seed, dataset, network) for network in networks}
+    nets = {network: new_network(cfg, seed, dataset, network).to(source.device) for network in networks}
     logs, loaded = {}, {}
 
     def after_epoch(epoch: int) -> None:
-        detections, _, _, _ = predict(_output_model(fusion, nets), eval_ids, source, lengths, tc, classes)
+        detections, _, _, _ = predict(_output_model(fusion, nets), eval_ids, source, lengths, tc, classes,
+                                      cfg["run"])
         report(epoch, float(evaluate_detection(gt, detections, [0.5]).map[0]))
 
     for network in [n for n in networks if n != reporting] + [reporting]:
@@ -230,7 +241,7 @@ def run_row(cfg: dict, seed: int, dataset, console=None, report: Callable[[int, 
             continue
         start = time.perf_counter()
         detections, proposals, seconds, frames = predict(_output_model(kind, nets), eval_ids, source, lengths, tc,
-                                                         classes)
+                                                         classes, cfg["run"])
         infer_seconds[name] = time.perf_counter() - start
         predictions[name] = detections
         values, stats[name] = _evaluate(name, detections, proposals, gt, cfg)

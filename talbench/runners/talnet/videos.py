@@ -16,13 +16,14 @@ from talbench.runners.talnet.sampling import label_anchors
 
 
 class VideoFeatures:
-    """Grid features of ``dataset``'s videos, computed on demand (the dataset caches the raw arrays):
-    ``features(video, streams)`` -> stream -> ``(D, T_grid)`` float32."""
+    """Grid features of ``dataset``'s videos, computed on demand (the dataset caches the raw arrays) with numpy
+    and moved to ``device`` (the row's): ``features(video, streams)`` -> stream -> ``(D, T_grid)`` float32."""
 
-    def __init__(self, dataset, grid: str, cells_per_paper_cell: int):
+    def __init__(self, dataset, grid: str, cells_per_paper_cell: int, device: torch.device | str = "cpu"):
         self.dataset = dataset
         self.grid = grid
         self.window = int(cells_per_paper_cell)
+        self.device = torch.device(device)
 
     def geometry(self, video_id: str) -> Grid:
         return grid_geometry(self.dataset.snippet_centers(video_id), self.grid, self.window)
@@ -31,7 +32,7 @@ class VideoFeatures:
         out = {}
         for stream in streams:
             array = grid_features(self.dataset.features(video_id, stream), self.grid, self.window)
-            out[stream] = torch.from_numpy(np.ascontiguousarray(array.T))
+            out[stream] = torch.from_numpy(np.ascontiguousarray(array.T)).to(self.device)
         return out
 
     def frames(self, video_id: str) -> float:
