@@ -141,10 +141,14 @@ def run_with_proposals(cfg: dict, seed: int, dataset, proposals: pd.DataFrame, c
     vscores = video_scores(cfg, dataset, train_ids, eval_ids, seed)
 
     def predict(models, cls_feature="F_cls", loc_feature="F_loc"):
-        outs, speeds = {}, []
-        for s in STREAMS:
-            outs[s], speed = predict_stream(models[s], data[s].eval, eval_segments, cfg, cls_feature, loc_feature)
-            speeds.append(speed)
+        # Test-time draws (table 4's random removed codes) come from the row's seed, apart from the global
+        # stream: the same predictions whether the detectors were just trained or loaded from their checkpoint.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            outs, speeds = {}, []
+            for s in STREAMS:
+                outs[s], speed = predict_stream(models[s], data[s].eval, eval_segments, cfg, cls_feature, loc_feature)
+                speeds.append(speed)
         return outs, float(np.mean(speeds))
 
     def report_hook(models, epoch):
