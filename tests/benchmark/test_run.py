@@ -455,7 +455,7 @@ def test_runs_of_another_device_kind_are_not_reused(own_project, monkeypatch):
     """A CPU's numbers are not a GPU's: the device kind is one of the reuse keys."""
     first = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "a")
     assert run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "b")["rows"][0]["runs"][0]["reused"]
-    monkeypatch.setattr("talbench.benchmark.run.device_key", lambda device: "cuda/Another GPU")
+    monkeypatch.setattr("talbench.runners.common.device.device_key", lambda device: "cuda/Another GPU")
     other = run_table(TABLE, rows="Linear", seeds=1, results_dir=own_project / "c")
     assert other["rows"][0]["runs"][0]["reused"] is False
     assert other["rows"][0]["runs"][0]["run_id"] != first["rows"][0]["runs"][0]["run_id"]
