@@ -1,8 +1,9 @@
-"""The command line as a user meets it: help texts, data safety of `synth --out`, tidy warnings, `talbench ui`
-(busy or invalid port, exit code, SIGTERM)."""
+"""The command line as a user meets it: help texts, data safety of `synth --out`, tidy warnings, `talbench eval`'s
+lean process, `talbench ui` (busy or invalid port, exit code, SIGTERM)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -11,10 +12,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers.paths import REPO, SHARED_DATA
 from typer.testing import CliRunner
 
 from talbench.cli import app
+from talbench.eval import report
 
 PARAMS = str(REPO / "params.yaml")
 
@@ -72,6 +75,41 @@ def test_warnings_are_tidy_lines(tmp_path):
     assert ("warning: 1 prediction(s) with label(s) absent from the ground truth were ignored: "
             "{'Not [a] class': 1}") in result.output
     assert "UserWarning" not in result.output and ".py:" not in result.output
+
+
+def test_eval_pauses_the_collector_and_restores_the_process(monkeypatch):
+    """`talbench eval` runs with the garbage collector paused; after it the collector runs again and the
+    environment is as before (the single-thread OpenBLAS setting only lives while numpy loads)."""
+    seen = []
+    monkeypatch.setattr(report, "evaluate_files", lambda *args, **kwargs: seen.append(gc.isenabled()))
+    environment = dict(os.environ)
+    assert gc.isenabled()
+    result = invoke("eval", "--gt", "gt.json", "--pred", "pred.json")
+    assert result.exit_code == 0, result.output
+    assert seen == [False] and gc.isenabled() and dict(os.environ) == environment
+
+
+def test_eval_in_a_fresh_process_loads_openblas_with_one_thread():
+    """OpenBLAS's idle worker threads spin on a core the evaluation needs: `talbench eval` loads numpy with one
+    BLAS thread, without leaving the setting in its environment. The child's evaluation is a probe (the real
+    module would load numpy first)."""
+    pytest.importorskip("threadpoolctl")
+    script = (
+        "import gc, os, sys, types\n"
+        "def probe(*args, **kwargs):\n"
+        "    import threadpoolctl\n"
+        "    blas = [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+        "    print('PROBE', blas, gc.isenabled(), 'OPENBLAS_NUM_THREADS' in os.environ)\n"
+        "sys.modules['talbench.eval.report'] = types.SimpleNamespace(evaluate_files=probe)\n"
+        "from talbench.cli import app\n"
+        "sys.argv = ['talbench', 'eval', '--gt', 'gt.json', '--pred', 'pred.json']\n"
+        "app()\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", script], env={**environment, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "PROBE [1] False False" in done.stdout, done.stdout + done.stderr
 
 
 def _free_port() -> int:
