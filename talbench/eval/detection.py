@@ -331,31 +331,44 @@ def average_precision(matching: Matching, video_weights: np.ndarray | None = Non
     ``W = 1``). A video drawn k times by a bootstrap over videos is k copies of its predictions and ground truth;
     copies of one prediction are adjacent in the ranking and matched alike, so counting each with weight k gives
     exactly the AP of the copied list. A class without ground truth under a weighting has AP NaN (left out of the
-    mAP, as the official code leaves out absent classes)."""
+    mAP, as the official code leaves out absent classes).
+
+    Under weights only the true positives' ranks are visited: recall moves only there, and the interpolated
+    precision at a rank is the largest precision at a true positive at or after it (a false positive's precision
+    is below that of the true positive before it), so each class costs one cumulative weight over its ranking
+    and, per threshold, work in its true positives alone."""
     n_videos = len(matching.videos)
-    weights = np.ones((1, n_videos)) if video_weights is None else np.asarray(video_weights, dtype=np.float64)
     tp_all = matching.tp if thresholds is None else matching.tp[list(thresholds)]
     n_classes, n_thr = len(matching.classes), tp_all.shape[0]
-    ap = np.zeros((weights.shape[0], n_classes, n_thr))
-    npos = weights @ matching.npos.T.astype(np.float64) if video_weights is not None else \
-        matching.npos.sum(axis=1, dtype=np.float64)[None, :]
+    if video_weights is None:
+        npos = matching.npos.sum(axis=1, dtype=np.float64)[None, :]
+        ap = np.zeros((1, n_classes, n_thr))
+    else:
+        weights = np.asarray(video_weights, dtype=np.float64)
+        npos = weights @ matching.npos.T.astype(np.float64)  # (W, C)
+        ap = np.zeros((weights.shape[0], n_classes, n_thr))
     for c in range(n_classes):
         lo, hi = matching.class_offsets[c], matching.class_offsets[c + 1]
         if hi == lo:
             continue
-        tp = tp_all[None, :, lo:hi]  # (1, T, n)
         if video_weights is None:
+            tp = tp_all[None, :, lo:hi]  # (1, T, n)
             tp_cum = np.cumsum(tp, axis=2, dtype=np.float64)
             fp_cum = np.cumsum(~tp, axis=2, dtype=np.float64)
-            precision = tp_cum / (tp_cum + fp_cum)
-        else:
-            w = weights[:, None, matching.pred_video[lo:hi]]  # (W, 1, n)
-            tp_cum = np.cumsum(w * tp, axis=2)
-            fp_cum = np.cumsum(w * ~tp, axis=2)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ap[:, c] = interpolated_ap(tp_cum / (tp_cum + fp_cum), tp_cum / npos[:, c, None, None])
+            continue
+        w = weights[:, matching.pred_video[lo:hi]]  # (W, n)
+        drawn = np.cumsum(w, axis=1)  # predictions drawn up to each rank
+        for t in range(n_thr):
+            ranks = np.flatnonzero(tp_all[t, lo:hi])
+            if ranks.size == 0:
+                continue  # no true positive: AP 0
+            w_tp = w[:, ranks]  # (W, k)
+            tp_cum = np.cumsum(w_tp, axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):  # a prediction not drawn has no precision
-                precision = np.where(w > 0, tp_cum / (tp_cum + fp_cum), 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ap[:, c] = interpolated_ap(precision, tp_cum / npos[:, c, None, None])
+                precision = np.where(w_tp > 0, tp_cum / drawn[:, ranks], 0.0)
+                ap[:, c, t] = interpolated_ap(precision, tp_cum / npos[:, c, None])
     ap[npos == 0] = np.nan
     return ap
 
