@@ -337,7 +337,6 @@ def average_precision(matching: Matching, video_weights: np.ndarray | None = Non
     precision at a rank is the largest precision at a true positive at or after it (a false positive's precision
     is below that of the true positive before it), so each class costs one cumulative weight over its ranking
     and, per threshold, work in its true positives alone."""
-    n_videos = len(matching.videos)
     tp_all = matching.tp if thresholds is None else matching.tp[list(thresholds)]
     n_classes, n_thr = len(matching.classes), tp_all.shape[0]
     if video_weights is None:
