@@ -223,30 +223,12 @@ def test_a_bad_device_or_precision_stops_the_row_before_any_work(key, value, err
 
 
 @needs_cuda
-def test_a_tiny_row_on_cuda_is_tagged_cuda_and_repeats_itself(tiny_rows, tmp_path, monkeypatch):
-    """On a GPU: the D-Net row on cuda, tagged with the GPU's name; trained twice from scratch with one seed it
-    gives the same numbers (deterministic algorithms, docs: same GPU model, driver and PyTorch)."""
-    configs, dataset = tiny_rows
-    cfg = copy.deepcopy(configs["dnet"])
-    cfg["run"]["device"] = "cuda"
-    runs = []
-    for folder in ("a", "b"):
-        monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path / folder))
-        runs.append(run_row(cfg, 0, dataset))
-    tag = runs[0].device_tags["device"]
-    assert tag.startswith("cuda:0 (") and torch.cuda.get_device_name(0) in tag
-    assert runs[0].metrics["fusion/mAP_0.5"] >= 0
-    assert {k: v for k, v in runs[0].metrics.items() if "/" in k} == {k: v for k, v in runs[1].metrics.items()
-                                                                      if "/" in k}
-
-
-@needs_cuda
-@pytest.mark.parametrize("family", ["talnet", "one_stage_min_cost"])
-def test_talnet_and_one_stage_rows_on_cuda_are_tagged_and_repeat_themselves(tiny_rows, family, tmp_path,
-                                                                            monkeypatch):
-    """On a GPU: a TAL-Net and a one-stage row on cuda, tagged with the GPU's name; trained twice from scratch
-    with one seed they give the same numbers unless an operation without a deterministic CUDA kernel ran (then
-    named in the ``nondeterministic_ops`` tag)."""
+@pytest.mark.parametrize("family", ["dnet", "talnet", "one_stage_min_cost"])
+def test_rows_on_cuda_are_tagged_and_repeat_themselves(tiny_rows, family, tmp_path, monkeypatch):
+    """On a GPU: a D-Net, a TAL-Net and a one-stage row on cuda, tagged with the GPU's name; trained twice from
+    scratch with one seed they give the same numbers (deterministic algorithms; docs: same GPU model, driver and
+    PyTorch) unless an operation without a deterministic CUDA kernel ran (then named in the
+    ``nondeterministic_ops`` tag)."""
     configs, dataset = tiny_rows
     cfg = copy.deepcopy(configs[family])
     cfg["run"]["device"] = "cuda"
