@@ -94,14 +94,15 @@ def read_ground_truth(folder: Path) -> tuple[pd.DataFrame, list[str]]:
     return gt, json.loads((folder / "videos.json").read_text(encoding="utf-8"))
 
 
-def read_run(folder: Path, name: str, streams: set[str]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
-    """Detections of each of ``streams`` (empty where the run has none) and the run's per-video ratio
-    components (None when it has none)."""
+def read_detections(folder: Path, name: str, stream: str) -> pd.DataFrame:
+    """A run's detections of one stream (empty when the run has none)."""
     table = pd.read_parquet(folder / name).astype({"stream": str, "video_id": str, "label": str})
-    groups = {stream: frame for stream, frame in table.groupby("stream", sort=True)}
-    empty = table.iloc[0:0]
-    detections = {stream: groups.get(stream, empty).drop(columns="stream").reset_index(drop=True)
-                  for stream in sorted(streams)}
+    return table[table["stream"] == stream].drop(columns="stream").reset_index(drop=True)
+
+
+def read_video_stats(folder: Path, name: str) -> pd.DataFrame | None:
+    """A run's per-video ratio components (None when it has none)."""
     videos_file = folder / name.replace(".parquet", ".videos.parquet")
-    stats = pd.read_parquet(videos_file).astype({"metric": str, "video_id": str}) if videos_file.is_file() else None
-    return detections, stats
+    if not videos_file.is_file():
+        return None
+    return pd.read_parquet(videos_file).astype({"metric": str, "video_id": str})

@@ -4,7 +4,7 @@ files ``talbench run`` writes (``results/<table>.json`` and ``predictions/<table
 How a column is recomputed on a weighting of the videos (a video drawn k times counts k times):
 
 * detection columns (``<stream>/mAP_<t>``, ``<stream>/average_mAP``): the run's predictions of that stream are
-  matched once against the ground truth (:func:`talbench.eval.detection.match_detections`) and the mAP is
+  matched once against the ground truth (once per run and stream, whichever columns read it) (:func:`talbench.eval.detection.match_detections`) and the mAP is
   recomputed for every resample at once (:func:`talbench.eval.detection.average_precision`);
 * ratio columns (RefactorNet's table-3 accuracy and mean tIoU): ``100 sum_v w_v num_v / sum_v w_v den_v`` from
   the run's per-video components;
@@ -21,6 +21,7 @@ import functools
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from talbench.benchmark.results import TableResult
 from talbench.benchmark.schema import Benchmark
 from talbench.errors import ConfigError
 from talbench.leaderboard.intervals import Samples
+
+if TYPE_CHECKING:
+    from talbench.eval.detection import Matching
 
 _TOLERANCE = 1e-9
 
@@ -47,6 +51,7 @@ class TableSamples:
         self.folder = self.root / result.eval.predictions if result.eval is not None else None
         self.resamples, self.seed = resamples, seed
         self._samples: dict[tuple[str, str], Samples | None] = {}
+        self._matchings: dict[tuple[str, str], Matching] = {}  # (run file, stream)
 
     @functools.cached_property
     def _ground_truth(self):
@@ -91,18 +96,16 @@ class TableSamples:
         return np.stack(out)
 
     def _run_metric(self, name: str, metric: str, stream: str | None) -> tuple[float | None, np.ndarray | None]:
-        gt, videos, weights = self._ground_truth
+        _, videos, weights = self._ground_truth
         if stream is not None:
-            from talbench.eval.detection import average_precision, match_detections
+            from talbench.eval.detection import average_precision
 
-            predictions, _ = files.read_run(self.folder, name, {stream})
-            thresholds = self.result.eval.tiou_thresholds
-            matching = match_detections(gt, predictions[stream], thresholds, videos=videos)
-            columns = _threshold_columns(metric, thresholds)
+            matching = self._matching(name, stream)
+            columns = _threshold_columns(metric, self.result.eval.tiou_thresholds)
             full = np.nanmean(average_precision(matching, thresholds=columns)[0], axis=0).mean() * 100.0
             ap = average_precision(matching, weights, thresholds=columns)  # (B, C, T')
             return float(full), np.nanmean(ap, axis=1).mean(axis=1) * 100.0
-        _, stats = files.read_run(self.folder, name, set())
+        stats = files.read_video_stats(self.folder, name)
         if stats is None or metric not in set(stats["metric"]):
             return None, None
         part = stats[stats["metric"] == metric]
@@ -115,6 +118,18 @@ class TableSamples:
         full = 100.0 * numerator.sum() / denominator.sum()
         with np.errstate(invalid="ignore", divide="ignore"):
             return float(full), 100.0 * (weights @ numerator) / (weights @ denominator)
+
+
+    def _matching(self, name: str, stream: str) -> Matching:
+        """The run's detections of ``stream`` matched against the ground truth at every evaluated threshold:
+        read and matched once, whichever columns (thresholds) of the stream the table reads."""
+        if (name, stream) not in self._matchings:
+            from talbench.eval.detection import match_detections
+
+            gt, videos, _ = self._ground_truth
+            self._matchings[name, stream] = match_detections(gt, files.read_detections(self.folder, name, stream),
+                                                             self.result.eval.tiou_thresholds, videos=videos)
+        return self._matchings[name, stream]
 
 
 def _threshold_columns(metric: str, thresholds: list[float]) -> list[int]:

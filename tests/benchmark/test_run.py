@@ -290,10 +290,10 @@ def test_prediction_files_recompute_the_logged_metrics(first_execution):
     assert len(videos) == 10 and set(gt["video_id"]) <= set(videos)
     for row in results["rows"]:
         for run in row["runs"]:
-            streams, stats = files.read_run(table, Path(run["predictions"]).name, {"rgb", "flow", "fusion"})
-            assert set(streams) == {"rgb", "flow", "fusion"} and stats is None
+            name = Path(run["predictions"]).name
+            assert files.read_video_stats(table, name) is None
             for column in ("rgb", "flow", "fusion"):
-                value = evaluate_detection(gt, streams[column], [0.5]).map[0]
+                value = evaluate_detection(gt, files.read_detections(table, name, column), [0.5]).map[0]
                 assert value == run["metrics"][column], (row["name"], run["seed"], column)
 
 
