@@ -111,6 +111,13 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def atomic_write_compact_json(path: str | Path, obj) -> None:
+    """``obj`` as compact JSON by orjson (a data file: about 10x faster than the indented standard writer;
+    floats written shortest round-trip, so reading it back gives the same numbers)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(orjson.dumps(obj))
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the garbage collector while a large file becomes Python objects: the hundreds of thousands of

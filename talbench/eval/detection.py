@@ -31,16 +31,22 @@ Decisions where the official code is silent or errs (documented in docs/evaluati
 * predictions whose label does not occur in the GT raise ``KeyError`` in the official code; here they are
   ignored (they cannot enter the AP of any GT class), counted in ``DetectionResult.ignored_predictions``
   and reported with a ``UserWarning``.
+
+Inputs are pandas DataFrames or mappings of column name -> 1-D array (``talbench eval`` reads files into numpy
+columns and never imports pandas: its start-up is a third of its time); :func:`frame_columns` turns either into
+checked numpy columns.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from talbench.errors import ConfigError, DataError
 from talbench.eval.tiou import candidate_pairs, segment_tiou
@@ -52,23 +58,33 @@ TIE_BREAKS = ("canonical", "official", "reverse")
 
 @dataclass(frozen=True)
 class DetectionResult:
-    """mAP per tIoU threshold (percent), their average and the per-class AP table (label x tIoU, percent)."""
+    """mAP per tIoU threshold (percent), their average and the AP of each GT class (``classes`` x tIoU, percent;
+    :attr:`per_class_ap` as a table)."""
 
     tiou: np.ndarray
     map: np.ndarray
     average_map: float
-    per_class_ap: pd.DataFrame
+    classes: tuple
+    class_ap: np.ndarray
     n_gt: int = 0
     n_pred: int = 0
     ignored_predictions: dict = field(default_factory=dict)
     tie_break: str = "canonical"
+
+    @property
+    def per_class_ap(self):
+        """The per-class AP as a DataFrame (index ``label``, one column per threshold)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.class_ap, index=pd.Index(list(self.classes), name="label"),
+                            columns=self.tiou.tolist())
 
     def to_json(self) -> dict:
         return {
             "tiou": [float(t) for t in self.tiou],
             "map": [float(m) for m in self.map],
             "average_map": float(self.average_map),
-            "per_class_ap": {str(label): [float(v) for v in row] for label, row in self.per_class_ap.iterrows()},
+            "per_class_ap": {str(label): row.tolist() for label, row in zip(self.classes, self.class_ap, strict=True)},
             "tie_break": self.tie_break,
         }
 
@@ -119,20 +135,45 @@ def check_thresholds(tiou_thresholds: Sequence[float]) -> np.ndarray:
     return thresholds
 
 
-def validate_frame(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    """Raise DataError naming the video and field of the first missing column or non-finite value."""
-    missing = [c for c in columns if c not in df.columns]
+NUMERIC_COLUMNS = ("start", "end", "score")
+
+
+def _as_float(value: Any) -> float:
+    """``value`` as a float (a number or numeric text, as ``pandas.to_numeric``), NaN when it is neither."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def frame_columns(frame, columns: Sequence[str], what: str) -> dict[str, np.ndarray]:
+    """``columns`` of ``frame`` (a DataFrame or a mapping of column name -> 1-D array) as numpy arrays, times and
+    scores as float64; a DataError naming the video and field of the first missing column or non-finite value."""
+    have = list(frame.keys())
+    missing = [c for c in columns if c not in have]
     if missing:
-        raise DataError(f"{what}: missing column(s) {missing} (have {list(df.columns)})")
-    for column in (c for c in columns if c in ("start", "end", "score")):
-        values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
+        raise DataError(f"{what}: missing column(s) {missing} (have {have})")
+    out = {column: np.asarray(frame[column]) for column in columns}
+    for column in (c for c in columns if c in NUMERIC_COLUMNS):
+        raw = out[column]
+        try:
+            values = raw.astype(np.float64)
+        except (TypeError, ValueError):
+            values = np.array([_as_float(v) for v in raw.tolist()], dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{what}: video '{df['video_id'].iloc[row]}' field '{column}' is not a finite number "
-                f"({df[column].iloc[row]!r}; {int(bad.sum())} such row(s))"
+                f"{what}: video '{out['video_id'][row]}' field '{column}' is not a finite number "
+                f"({raw[row]!r}; {int(bad.sum())} such row(s))"
             )
+        out[column] = values
+    return out
+
+
+def validate_frame(frame, columns: Sequence[str], what: str) -> None:
+    """Raise DataError naming the video and field of the first missing column or non-finite value."""
+    frame_columns(frame, columns, what)
 
 
 def check_tie_break(tie_break: str) -> str:
@@ -159,10 +200,32 @@ def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
     return np.sum(np.diff(recall, axis=-1, prepend=0.0) * envelope, axis=-1)
 
 
-def shared_video_codes(gt: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def first_appearance_codes(index: dict, *columns: Iterable) -> list[np.ndarray]:
+    """Integer codes of the values of ``columns``, one numbering in order of first appearance that extends
+    ``index`` (value -> code, updated in place)."""
+    values = [np.asarray(column).tolist() for column in columns]
+    for value in dict.fromkeys(chain.from_iterable(values)):
+        index.setdefault(value, len(index))
+    return [np.fromiter(map(index.__getitem__, column), dtype=np.int64, count=len(column)) for column in values]
+
+
+def shared_video_codes(gt, other) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of ``video_id``, one numbering for ``gt`` and ``other`` (predictions or proposals)."""
-    codes, _ = pd.factorize(pd.concat([gt["video_id"], other["video_id"]], ignore_index=True))
-    return codes[: len(gt)], codes[len(gt) :]
+    gt_codes, other_codes = first_appearance_codes({}, gt["video_id"], other["video_id"])
+    return gt_codes, other_codes
+
+
+def _by_prediction_then_tiou(pair_pred: np.ndarray, pair_tiou: np.ndarray, pair_tie: np.ndarray) -> np.ndarray:
+    """The order of the pairs by prediction, descending tIoU, ascending ``pair_tie``
+    (``np.lexsort((pair_tie, -pair_tiou, pair_pred))``). Pairs listed by prediction already (as
+    :func:`~talbench.eval.tiou.candidate_pairs` gives them) are sorted only where a prediction has several."""
+    if np.any(pair_pred[1:] < pair_pred[:-1]):
+        return np.lexsort((pair_tie, -pair_tiou, pair_pred))
+    same = pair_pred[1:] == pair_pred[:-1]
+    shared = np.flatnonzero(np.r_[same, False] | np.r_[False, same])  # pairs of a prediction with several
+    order = np.arange(pair_pred.size)
+    order[shared] = shared[np.lexsort((pair_tie[shared], -pair_tiou[shared], pair_pred[shared]))]
+    return order
 
 
 def greedy_match(
@@ -180,7 +243,7 @@ def greedy_match(
     tp = np.zeros((n_thr, n_pred), dtype=bool)
     if pair_pred.size == 0:
         return tp
-    order = np.lexsort((pair_tie, -pair_tiou, pair_pred))
+    order = _by_prediction_then_tiou(pair_pred, pair_tiou, pair_tie)
     pair_pred, pair_gt, pair_tiou = pair_pred[order], pair_gt[order], pair_tiou[order]
     block_start = np.searchsorted(pair_pred, np.arange(n_pred), side="left")
     valid = pair_tiou[None, :] >= thresholds[:, None]
@@ -192,7 +255,7 @@ def greedy_match(
     active = np.arange(agent_pred.size)
     while active.size:
         target = agent_thr[active] * n_gt + pair_gt[agent_ptr[active]]
-        by_target = np.lexsort((agent_pred[active], target))
+        by_target = np.argsort(target * n_pred + agent_pred[active])  # unique keys: by target, then rank
         sorted_target = target[by_target]
         first = np.ones(sorted_target.size, dtype=bool)
         first[1:] = sorted_target[1:] != sorted_target[:-1]
@@ -243,8 +306,8 @@ class Matching:
     (codes into ``videos``) and the ground-truth count per class and video ``npos`` ``(C, V)``."""
 
     thresholds: np.ndarray
-    classes: pd.Index
-    videos: pd.Index
+    classes: tuple
+    videos: tuple
     class_offsets: np.ndarray
     tp: np.ndarray
     pred_video: np.ndarray
@@ -255,25 +318,28 @@ class Matching:
 
 
 def match_detections(
-    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "canonical",
+    gt, pred, tiou_thresholds: Sequence[float], *, tie_break: str = "canonical",
     videos: Sequence[str] | None = None,
 ) -> Matching:
-    """Rank and match ``pred`` against ``gt`` (see the module docstring). ``videos`` (default: those of the GT
-    and the predictions) fixes the video numbering, e.g. every evaluation video for a bootstrap."""
+    """Rank and match ``pred`` against ``gt`` (DataFrames or mappings of columns; see the module docstring).
+    ``videos`` (default: those of the GT and the predictions) fixes the video numbering, e.g. every evaluation
+    video for a bootstrap."""
     thresholds = check_thresholds(tiou_thresholds)
     check_tie_break(tie_break)
-    validate_frame(gt, GT_COLUMNS, "ground truth")
-    validate_frame(pred, PRED_COLUMNS, "predictions")
-    if len(gt) == 0:
+    gt = frame_columns(gt, GT_COLUMNS, "ground truth")
+    pred = frame_columns(pred, PRED_COLUMNS, "predictions")
+    n_gt, n_pred = len(gt["video_id"]), len(pred["video_id"])
+    if n_gt == 0:
         raise DataError("ground truth: no instances to evaluate against")
 
-    classes = pd.Index(pd.unique(gt["label"]))
-    gt_class = classes.get_indexer(gt["label"])
-    pred_class = classes.get_indexer(pred["label"])
+    class_index: dict = {}
+    (gt_class,) = first_appearance_codes(class_index, gt["label"])
+    pred_class = np.fromiter(map(class_index.get, pred["label"].tolist(), repeat(-1, n_pred)), dtype=np.int64,
+                             count=n_pred)
     unknown = pred_class < 0
     ignored = {}
     if unknown.any():
-        ignored = {str(k): int(v) for k, v in pred.loc[unknown, "label"].value_counts(sort=False).items()}
+        ignored = {str(k): v for k, v in Counter(pred["label"][unknown].tolist()).items()}
         warnings.warn(
             f"{int(unknown.sum())} prediction(s) with label(s) absent from the ground truth were ignored: "
             f"{ignored}",
@@ -281,31 +347,28 @@ def match_detections(
             stacklevel=3,
         )
 
-    gt_video, pred_video = shared_video_codes(gt, pred)
-    video_index = pd.Index(pd.unique(pd.concat([gt["video_id"], pred["video_id"]], ignore_index=True)))
-    if videos is not None:
-        extra = video_index.difference(pd.Index(list(videos)), sort=False)
-        video_index = pd.Index(list(videos)).append(extra)
-        gt_video, pred_video = video_index.get_indexer(gt["video_id"]), video_index.get_indexer(pred["video_id"])
-    n_classes = len(classes)
-    gt_key_all = gt_video.astype(np.int64) * n_classes + gt_class
-    pred_key_all = pred_video.astype(np.int64) * n_classes + pred_class
+    video_index = {video: code for code, video in enumerate(dict.fromkeys(() if videos is None else videos))}
+    gt_video, pred_video = first_appearance_codes(video_index, gt["video_id"], pred["video_id"])
+    n_classes = len(class_index)
+    gt_key_all = gt_video * n_classes + gt_class
+    pred_key_all = pred_video * n_classes + pred_class
 
     # GT grouped by (video, label) and sorted by start (candidate search); gt_order maps back to GT rows.
-    gt_start_all = gt["start"].to_numpy(dtype=np.float64)
-    gt_end_all = gt["end"].to_numpy(dtype=np.float64)
-    gt_order = np.lexsort((np.arange(len(gt)), gt_start_all, gt_key_all))
+    gt_start_all, gt_end_all = gt["start"], gt["end"]
+    gt_order = np.lexsort((np.arange(n_gt), gt_start_all, gt_key_all))
 
     # Predictions ranked per class, classes concatenated: rank = position in this order.
-    scores = pred["score"].to_numpy(dtype=np.float64)
+    scores = pred["score"]
+    by_class = np.argsort(pred_class, kind="stable")  # each class's rows in file order
+    bounds = np.searchsorted(pred_class[by_class], np.arange(n_classes + 1))
     ranked, class_offsets = [], [0]
     for c in range(n_classes):
-        rows = np.flatnonzero(pred_class == c)
+        rows = by_class[bounds[c]:bounds[c + 1]]
         ranked.append(rows[descending(scores[rows], tie_break)])
         class_offsets.append(class_offsets[-1] + rows.size)
     ranked = np.concatenate(ranked) if ranked else np.zeros(0, np.int64)
-    ranked_start = pred["start"].to_numpy(dtype=np.float64)[ranked]
-    ranked_end = pred["end"].to_numpy(dtype=np.float64)[ranked]
+    ranked_start = pred["start"][ranked]
+    ranked_end = pred["end"][ranked]
 
     pair_pred, pair_gt, pair_tiou = candidate_pairs(
         pred_key_all[ranked], ranked_start, ranked_end,
@@ -317,11 +380,11 @@ def match_detections(
     if tie_break == "official":
         pair_tie = official_gt_ties(pair_pred, pair_gt, pair_tiou, ranked_start, ranked_end, gt_key_all,
                                     gt_start_all, gt_end_all, pair_tie)
-    tp = greedy_match(pair_pred, pair_gt, pair_tiou, ranked.size, len(gt), thresholds, pair_tie)
+    tp = greedy_match(pair_pred, pair_gt, pair_tiou, ranked.size, n_gt, thresholds, pair_tie)
     npos = np.zeros((n_classes, len(video_index)), dtype=np.int64)
     np.add.at(npos, (gt_class, gt_video), 1)
-    return Matching(thresholds, classes, video_index, np.asarray(class_offsets), tp, pred_video[ranked], npos,
-                    len(gt), len(pred), ignored)
+    return Matching(thresholds, tuple(class_index), tuple(video_index), np.asarray(class_offsets), tp,
+                    pred_video[ranked], npos, n_gt, n_pred, ignored)
 
 
 def average_precision(matching: Matching, video_weights: np.ndarray | None = None,
@@ -372,22 +435,19 @@ def average_precision(matching: Matching, video_weights: np.ndarray | None = Non
     return ap
 
 
-def evaluate_detection(
-    gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float], *, tie_break: str = "canonical"
-) -> DetectionResult:
+def evaluate_detection(gt, pred, tiou_thresholds: Sequence[float], *, tie_break: str = "canonical") -> DetectionResult:
     """Detection mAP of ``pred`` (video_id, label, start, end, score) against ``gt`` (video_id, label,
     start, end), times in seconds, with the official ActivityNet semantics and the ``tie_break`` order of
     equal scores and equal tIoUs (see the module docstring)."""
     matching = match_detections(gt, pred, tiou_thresholds, tie_break=tie_break)
     ap = average_precision(matching)[0]
-    per_class = pd.DataFrame(ap * 100.0, index=pd.Index(matching.classes, name="label"),
-                             columns=matching.thresholds.tolist())
     mean_ap = ap.mean(axis=0) * 100.0
     return DetectionResult(
         tiou=matching.thresholds,
         map=mean_ap,
         average_map=float(mean_ap.mean()),
-        per_class_ap=per_class,
+        classes=matching.classes,
+        class_ap=ap * 100.0,
         n_gt=matching.n_gt,
         n_pred=matching.n_pred,
         ignored_predictions=matching.ignored_predictions,
@@ -395,8 +455,8 @@ def evaluate_detection(
     )
 
 
-def tie_sensitivity(gt: pd.DataFrame, pred: pd.DataFrame, tiou_thresholds: Sequence[float]) -> TieSensitivity:
-    """mAP under the canonical, the official (this machine) and the reverse tie order, and their spread.
+def tie_sensitivity(gt, pred, tiou_thresholds: Sequence[float]) -> TieSensitivity:
+    """(DataFrames) mAP under the canonical, the official (this machine) and the reverse tie order, and their spread.
 
     ``n_tied_predictions`` counts predictions sharing their (label, score) with another prediction.
     """

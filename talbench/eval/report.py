@@ -1,6 +1,7 @@
 """``talbench eval``: evaluate a prediction file against a GT file and print rich tables.
 
-Imports only numpy, pandas, orjson and rich (never mlflow, torch or optuna), so the command starts fast.
+Imports only numpy, orjson and rich (never pandas, mlflow, torch or optuna): files are read into numpy columns
+(:func:`talbench.eval.io.read_prediction_columns`), so the command starts fast.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rich.text import Text
 
 from talbench.errors import ConfigError
 from talbench.eval.detection import DetectionResult, check_thresholds, check_tie_break, evaluate_detection
-from talbench.eval.io import load_ground_truth, load_predictions
+from talbench.eval.io import read_ground_truth_columns, read_prediction_columns
 from talbench.io import atomic_write_json
 
 
@@ -33,7 +34,7 @@ def per_class_table(result: DetectionResult, title: str = "Per-class AP (%)") ->
     table.add_column("class")
     for t in result.tiou:
         table.add_column(f"{t:g}", justify="right")
-    for label, row in result.per_class_ap.iterrows():
+    for label, row in zip(result.classes, result.class_ap, strict=True):
         table.add_row(Text(str(label)), *[f"{v:.2f}" for v in row])
     return table
 
@@ -58,18 +59,20 @@ def evaluate_files(
     check_tie_break(tie_break)
     if json_out is not None and Path(json_out).is_dir():
         raise ConfigError(f"{json_out}: is a folder; --json needs a file name (e.g. {Path(json_out) / 'eval.json'})")
-    gt = load_ground_truth(gt_path, subset)
-    pred = load_predictions(pred_path)
-    if len(pred) == 0:
+    gt = read_ground_truth_columns(gt_path, subset)
+    pred = read_prediction_columns(pred_path)
+    gt_videos = set(gt["video_id"].tolist())
+    n_gt, n_pred = len(gt["video_id"]), len(pred["video_id"])
+    if n_pred == 0:
         warnings.warn(f"{pred_path}: the file holds no prediction; every class has AP 0", UserWarning, stacklevel=2)
-    elif not pred["video_id"].isin(set(gt["video_id"])).any():
+    elif gt_videos.isdisjoint(pred["video_id"].tolist()):
         warnings.warn(
-            f"{pred_path}: none of its {len(pred)} predictions is on a video with ground truth in subset "
-            f"'{subset}' of {gt_path} ({gt['video_id'].nunique()} videos); every class has AP 0 "
+            f"{pred_path}: none of its {n_pred} predictions is on a video with ground truth in subset "
+            f"'{subset}' of {gt_path} ({len(gt_videos)} videos); every class has AP 0 "
             "(wrong --subset or video ids?)", UserWarning, stacklevel=2)
     result = evaluate_detection(gt, pred, thresholds, tie_break=tie_break)
     if console is not None:
-        console.print(Text(f"{gt_path}: {len(gt)} GT instances in subset '{subset}'; {pred_path}: {len(pred)} "
+        console.print(Text(f"{gt_path}: {n_gt} GT instances in subset '{subset}'; {pred_path}: {n_pred} "
                            f"predictions; tie order {tie_break}"))
         console.print(map_table(result))
         console.print(per_class_table(result))

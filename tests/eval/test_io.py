@@ -123,7 +123,7 @@ def test_fast_prediction_reader_equals_the_checked_one(tmp_path):
     path = DATA / "golden" / "autoloc_thumos14" / "autoloc_pred.json"
     fast = load_predictions(path)
     assert len(fast) == 20763
-    pd.testing.assert_frame_equal(fast, _checked_predictions(path, read_json(path)["results"]))
+    pd.testing.assert_frame_equal(fast, pd.DataFrame(_checked_predictions(path, read_json(path)["results"])))
     mixed = {"results": {"v1": [{"label": 7, "segment": [1, 2], "score": 1}], "v2": []}}  # int label: checked path
     assert load_predictions(_write(tmp_path, mixed)).to_dict("records") == [
         {"video_id": "v1", "label": "7", "start": 1.0, "end": 2.0, "score": 1.0}]

@@ -92,3 +92,15 @@ def test_report_imports_no_heavy_modules():
             "talbench.eval.classification; print(sorted(m for m in ('mlflow', 'torch', 'optuna') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_eval_command_never_imports_pandas():
+    """The command reads its files into numpy columns: importing pandas would cost about a third of its time."""
+    code = ("import sys\nfrom talbench.cli import app\n"
+            f"sys.argv = ['talbench', 'eval', '--gt', {str(AUTOLOC / 'autoloc_gt.json')!r}, "
+            f"'--pred', {str(AUTOLOC / 'autoloc_pred.json')!r}]\n"
+            "try:\n    app()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+            "print('pandas imported:', 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Detection mAP" in out.stdout
+    assert out.stdout.strip().endswith("pandas imported: False")
