@@ -9,12 +9,14 @@ code and device kind (``device_key``: the CPU or the GPU model) already have a F
 run again: its recorded metrics are reused (a child run tagged ``reused_from`` keeps the table complete in the
 UI) and marked ``reused`` in ``results/<table>.json``. Rows are configured by :mod:`talbench.benchmark.rows`.
 
-**Seeds in parallel.** The runs left to train are grouped by seed and the seeds spread over
-``pipeline.workers`` processes (``--workers``); inside a process the rows of a seed run in file order, so the
-rows that share a trained model (test-time variants, D-Net's original-feature branch) find it, and no two
-processes ever train the same checkpoint. Every run is deterministic for its seed and thread count, so the
-numbers do not depend on the number of workers. The parent process logs each run to MLflow as its seed
-finishes, with the worker's start and end times.
+**Seeds in parallel.** The runs left to train are grouped into jobs spread over ``pipeline.workers`` processes
+(``--workers``): one job per seed, whose rows run in file order, so the rows that share a trained model
+(test-time variants, D-Net's original-feature branch) find it and no two processes ever train the same
+checkpoint; a family whose rows never share a network across training hashes
+(``Family.rows_share_training`` False: the one-stage detectors) has one job per seed and training hash, so
+that three seeds keep two workers busy to the end. Every run is deterministic for its seed and thread count,
+so the numbers do not depend on the number of workers or on the jobs. The parent process logs each run to
+MLflow as its job finishes, with the worker's start and end times.
 
 Every run's predictions (the streams the table's columns read) and per-video metric components are written to
 ``predictions/<table>/`` (:mod:`talbench.benchmark.predictions`), so the verdicts' bootstrap over test videos
@@ -308,7 +310,7 @@ def run_table(
                     record(plan, seed, None, previous)
                 else:
                     pending.setdefault(seed, []).append(plan)
-        for seed, plans, trained in _train(pending, n_workers, datasets, progress, task, table):
+        for seed, plans, trained in _train(training_jobs(pending), n_workers, datasets, progress, task, table):
             for plan, done in zip(plans, trained, strict=True):
                 record(plan, seed, done, None)
         client.log_metric(parent_id, "time/table_s", time.perf_counter() - started)
@@ -350,10 +352,23 @@ def run_table(
     return results
 
 
-def _train(pending: dict[int, list[PlannedRow]], workers: int, datasets: DatasetCache, progress, task, table: str):
-    """Yield ``(seed, plans, trained runs)`` as each seed finishes; seeds spread over ``workers`` processes
-    (the caller's process, with its ``datasets``, when one worker is asked for or one seed is left)."""
-    jobs = [(seed, plans) for seed, plans in pending.items() if plans]
+def training_jobs(pending: dict[int, list[PlannedRow]]) -> list[tuple[int, list[PlannedRow]]]:
+    """The jobs a worker runs, ``(seed, rows in file order)``, seed by seed: all the seed's rows of families whose
+    rows may share a trained network (:attr:`Family.rows_share_training`) in one job, and one job per training
+    hash for the others (rows that differ only at test time share their checkpoint, so they stay together)."""
+    jobs = []
+    for seed, plans in pending.items():
+        groups: dict[str, list[PlannedRow]] = {}
+        for plan in plans:
+            groups.setdefault("shared" if plan.family.rows_share_training else plan.keys["train_hash"], []).append(plan)
+        jobs += [(seed, group) for group in groups.values()]
+    return jobs
+
+
+def _train(jobs: list[tuple[int, list[PlannedRow]]], workers: int, datasets: DatasetCache, progress, task,
+           table: str):
+    """Yield ``(seed, plans, trained runs)`` as each job finishes; jobs spread over ``workers`` processes
+    (the caller's process, with its ``datasets``, when one worker is asked for or one job is left)."""
     if workers == 1 or len(jobs) <= 1:
         for seed, plans in jobs:
             progress.update(task, description=f"{table}: seed {seed}")
@@ -362,7 +377,9 @@ def _train(pending: dict[int, list[PlannedRow]], workers: int, datasets: Dataset
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch or MLflow state
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
         futures = {pool.submit(train_seed, [p.cfg for p in plans], seed): (seed, plans) for seed, plans in jobs}
-        progress.update(task, description=f"{table}: seeds {', '.join(str(s) for s, _ in jobs)} on {workers} workers")
+        seeds = sorted({seed for seed, _ in jobs})
+        progress.update(task, description=f"{table}: {len(jobs)} jobs of seeds {', '.join(map(str, seeds))} on "
+                                          f"{workers} workers")
         for future in concurrent.futures.as_completed(futures):
             seed, plans = futures[future]
             yield seed, plans, future.result()

@@ -32,11 +32,17 @@ SHARED_SECTIONS = ("model", "data", "eval", "run")
 @dataclass(frozen=True)
 class Family:
     """A model family: its runner (``module:function``) and the params.yaml sections it reads besides the
-    shared ones; ``test_time`` holds its inference-only settings (left out of the training hash)."""
+    shared ones; ``test_time`` holds its inference-only settings (left out of the training hash).
+
+    ``rows_share_training``: whether rows with different training hashes may share a trained network (D-Net's
+    original-feature branch, RefactorNet's stage 1, TAL-Net's per-stream networks): the rows of one seed then
+    run in one process, in file order. A family whose checkpoints are keyed by the row's own training hash only
+    (the one-stage detectors) sets it False, and its rows of one seed spread over the workers too."""
 
     name: str
     runner: str
     sections: tuple[str, ...]
+    rows_share_training: bool = True
 
     @property
     def module(self) -> str:
@@ -83,7 +89,8 @@ FAMILIES: dict[str, Family] = {
     "talnet": Family("talnet", "talbench.runners.talnet.runner:run_row", ("talnet",)),
     # CLTDR-GMG and the one-stage detectors its tables compare and combine (ActionFormer, TriDet, TemporalMaxer):
     # one family, since tables 12 and 13 build encoders of one method with decoders of another.
-    "one_stage": Family("one_stage", "talbench.runners.one_stage.runner:run_row", ("one_stage",)),
+    "one_stage": Family("one_stage", "talbench.runners.one_stage.runner:run_row", ("one_stage",),
+                        rows_share_training=False),
 }
 
 

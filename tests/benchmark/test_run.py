@@ -575,3 +575,24 @@ def test_runner_outcome_is_validated():
         run_row({"model": {"runner": "no_such_runner"}}, 0, None)
     with pytest.raises(ConfigError, match="does not declare SECTIONS"):
         run_row({"model": {"runner": "helpers.paths:REPO"}}, 0, None)
+
+
+def test_training_jobs_split_a_seed_only_where_rows_never_share_a_network():
+    """A family whose rows may share trained networks runs a seed's rows as one job, in file order; the
+    one-stage family (checkpoints keyed by the row's own training hash) one job per seed and training hash,
+    with the rows that differ only at test time together."""
+    from talbench.benchmark.run import PlannedRow, training_jobs
+    from talbench.benchmark.schema import Row
+    from talbench.runners.families import FAMILIES
+
+    def plan(index, family, lr, threshold=0.0):
+        cfg = {"model": {"runner": family}, "train": {"lr": lr}, "test_time": {"threshold": threshold}}
+        return PlannedRow(index, Row(name=f"row {index}"), cfg, FAMILIES[family])
+
+    def layout(jobs):
+        return [(seed, [p.index for p in plans]) for seed, plans in jobs]
+
+    one_stage = [plan(0, "one_stage", 1.0), plan(1, "one_stage", 2.0), plan(2, "one_stage", 1.0, threshold=0.5)]
+    assert layout(training_jobs({0: one_stage, 1: one_stage[:2]})) == [(0, [0, 2]), (0, [1]), (1, [0]), (1, [1])]
+    dnet = [plan(0, "dnet", 1.0), plan(1, "dnet", 2.0)]
+    assert layout(training_jobs({0: dnet, 3: dnet})) == [(0, [0, 1]), (3, [0, 1])]
