@@ -386,12 +386,16 @@ def _train(jobs: list[tuple[int, list[PlannedRow]]], workers: int, datasets: Dat
 
 
 def reused_predictions(client, run_id: str, streams: set[str]):
-    """The predictions (ActivityNet JSON artifacts) and per-video components of a recorded run."""
+    """The predictions (ActivityNet JSON artifacts) and per-video components of a recorded run (downloaded
+    without MLflow's progress bar, which would print between talbench's for every reused run)."""
+    import os
     import tempfile
 
     import pandas as pd
 
     from talbench.eval.io import load_predictions
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     with tempfile.TemporaryDirectory(prefix="talbench-reused-") as tmp:
         out = {}

@@ -156,14 +156,16 @@ def test_test_time_variant_reuses_trained_model(first_execution):
     assert not fused[0]["score"].reset_index(drop=True).equals(fused[1]["score"].reset_index(drop=True))
 
 
-def test_second_execution_reuses_runs(first_execution, monkeypatch):
+def test_second_execution_reuses_runs(first_execution, monkeypatch, capfd):
     first, tmp_path, _ = first_execution
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a run with the same config, seed, data and code was trained again")
 
     monkeypatch.setattr("talbench.runners.families.run_row", must_not_run)
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     second = run_table(TABLE, rows="Linear,3", results_dir=tmp_path / "again" / "results")
+    assert "Downloading artifacts" not in capfd.readouterr().err  # no MLflow progress bar per reused run
     assert [row["name"] for row in second["rows"]] == ["Linear", "Linear (5 epochs)"]
     earlier = {(r["name"], run["seed"]): run for r in first["rows"] for run in r["runs"]}
     for row in second["rows"]:
