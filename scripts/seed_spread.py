@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 import yaml
@@ -58,7 +59,7 @@ def main() -> None:
         stds = [v[2] for v in table.values()]
         if stds:
             print(f"\n{folder}: {len(stds)} rows, std <= 2.0 in {sum(s <= 2.0 for s in stds)}, "
-                  f"median std {sorted(stds)[len(stds) // 2]:.2f}, max {max(stds):.2f}")
+                  f"median std {statistics.median(stds):.2f}, max {max(stds):.2f}")
 
 
 if __name__ == "__main__":
