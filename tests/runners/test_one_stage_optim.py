@@ -62,6 +62,6 @@ def test_ema_is_decay_times_average_plus_the_rest():
     before = ema.module.weight.detach().clone()
     with torch.no_grad():
         model.weight.add_(1.0)
-    ema.update(model)
+    ema.update()
     assert torch.allclose(ema.module.weight, 0.9 * before + 0.1 * model.weight)
     assert not ema.module.training

@@ -72,15 +72,17 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, warmup_step
 
 
 class ModelEMA:
-    """An exponential moving average of a model's state dict (the official ``ModelEma``)."""
+    """An exponential moving average of a model's state dict (the official ``ModelEma``) for the model given at
+    construction: its state-dict tensors are gathered once (they are the live parameters and buffers, updated in
+    place by the optimiser), not rebuilt at every step."""
 
     def __init__(self, model: nn.Module, decay: float):
         self.module = copy.deepcopy(model).eval()
         self.decay = decay
         self._averaged = list(self.module.state_dict().values())
+        self._tracked = list(model.state_dict().values())
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        current = list(model.state_dict().values())
+    def update(self) -> None:
         torch._foreach_mul_(self._averaged, self.decay)
-        torch._foreach_add_(self._averaged, current, alpha=1.0 - self.decay)
+        torch._foreach_add_(self._averaged, self._tracked, alpha=1.0 - self.decay)

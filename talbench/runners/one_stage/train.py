@@ -153,7 +153,7 @@ def train_detector(model, videos: list[VideoSequence], cfg: dict, seed: int, num
                     torch.nn.utils.clip_grad_norm_(model.parameters(), train["clip_grad_norm"], foreach=True)
                 optimizer.step()
                 scheduler.step()
-                ema.update(model)
+                ema.update()
                 for key, value in terms.as_floats().items():
                     sums[key] = sums.get(key, 0.0) + value
             history.epoch_seconds.append(time.perf_counter() - started)
