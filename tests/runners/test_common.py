@@ -34,3 +34,15 @@ def test_training_code_hash_covers_the_execution_and_the_runner():
     assert {"execution.py", "runner.py", "proposal_detector.py", "detection.py"} <= files
     assert checkpoints.training_code_hash("talbench.runners.dnet.runner") != checkpoints.training_code_hash(
         "talbench.runners.refactornet.runner")
+
+
+def test_seed_everything_is_deterministic_without_filling_new_tensors():
+    """Deterministic algorithms on, uninitialised memory left as it is, one thread: in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from talbench.runners.common.execution import seed_everything; seed_everything(3); "
+            "print(torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory,"
+            " torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False", "1"]

@@ -20,7 +20,9 @@ from talbench.runners.common.outcome import RowOutcome
 
 def seed_everything(seed: int, threads: int | None = 1) -> None:
     """Python, NumPy and torch seeds; deterministic algorithms; ``threads`` intra-op threads (CPU
-    reductions then run in one fixed order, so the same seed gives the same numbers)."""
+    reductions then run in one fixed order, so the same seed gives the same numbers). New tensors are not filled
+    with NaN, which deterministic mode otherwise does to every uninitialised allocation: it changes no result (only
+    a read of uninitialised memory would see it) and costs 2.6 % of a one-stage training step."""
     import torch
 
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -28,6 +30,7 @@ def seed_everything(seed: int, threads: int | None = 1) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if threads:
         torch.set_num_threads(int(threads))
 
