@@ -211,8 +211,7 @@ def first_appearance_codes(index: dict, *columns: Iterable) -> list[np.ndarray]:
 
 def shared_video_codes(gt, other) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of ``video_id``, one numbering for ``gt`` and ``other`` (predictions or proposals)."""
-    gt_codes, other_codes = first_appearance_codes({}, gt["video_id"], other["video_id"])
-    return gt_codes, other_codes
+    return tuple(first_appearance_codes({}, gt["video_id"], other["video_id"]))
 
 
 def _by_prediction_then_tiou(pair_pred: np.ndarray, pair_tiou: np.ndarray, pair_tie: np.ndarray) -> np.ndarray:
@@ -255,7 +254,7 @@ def greedy_match(
     active = np.arange(agent_pred.size)
     while active.size:
         target = agent_thr[active] * n_gt + pair_gt[agent_ptr[active]]
-        by_target = np.argsort(target * n_pred + agent_pred[active])  # unique keys: by target, then rank
+        by_target = np.lexsort((agent_pred[active], target))  # by target, then rank
         sorted_target = target[by_target]
         first = np.ones(sorted_target.size, dtype=bool)
         first[1:] = sorted_target[1:] != sorted_target[:-1]
