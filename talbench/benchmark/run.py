@@ -35,10 +35,11 @@ import concurrent.futures
 import json
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.markup import escape
@@ -222,6 +223,10 @@ def run_table(
     eval_split = planned[0].cfg["run"]["eval_split"]
     streams = {s for s in map(files.metric_stream, bench.metrics.values()) if s is not None}
     commit, dirty = provenance.git_commit(), provenance.git_dirty()
+    keys = {plan.index: {**plan.keys, **input_keys(plan, datasets(plan.cfg))} for plan in planned}
+    workers = Workers(n_workers)
+    if n_workers > 1 and not all(has_checkpoint(p, seed, keys[p.index]) for p in planned for seed in seed_list):
+        workers.start(tuple(sorted({plan.family.module for plan in planned})))  # there is training to do
 
     uri = store.tracking_uri()
     client = store.client(uri)
@@ -244,7 +249,6 @@ def run_table(
     }
     if provenance.dvc_experiment_name():
         common_tags["dvc_exp_name"] = provenance.dvc_experiment_name()
-    keys = {plan.index: {**plan.keys, **input_keys(plan, datasets(plan.cfg))} for plan in planned}
     runs: dict[tuple[int, int], dict[str, Any]] = {}
     started = time.perf_counter()
     predictions_folder = Path(results_dir).parent / files.PREDICTIONS_DIR / table
@@ -252,7 +256,7 @@ def run_table(
                      tags={**common_tags, "kind": "table", "device": describe(row_device(planned[0].cfg))}) \
             as parent_id, \
             atomic_dir(predictions_folder, previous_output=files.is_predictions_folder, owned=files.owned,
-                       what="predictions") as folder, task_progress(console) as progress:
+                       what="predictions") as folder, task_progress(console) as progress, workers:
         task = progress.add_task(table, total=len(planned) * len(seed_list))
         gt = dataset.instances(eval_split)
         files.write_ground_truth(folder, gt, dataset.video_ids(eval_split))
@@ -310,7 +314,8 @@ def run_table(
                     record(plan, seed, None, previous)
                 else:
                     pending.setdefault(seed, []).append(plan)
-        for seed, plans, trained in _train(training_jobs(pending), n_workers, datasets, progress, task, table):
+        jobs = training_jobs(pending, lambda plan, seed: has_checkpoint(plan, seed, keys[plan.index]))
+        for seed, plans, trained in _train(jobs, workers, datasets, progress, task, table):
             for plan, done in zip(plans, trained, strict=True):
                 record(plan, seed, done, None)
         client.log_metric(parent_id, "time/table_s", time.perf_counter() - started)
@@ -352,37 +357,95 @@ def run_table(
     return results
 
 
-def training_jobs(pending: dict[int, list[PlannedRow]]) -> list[tuple[int, list[PlannedRow]]]:
+def training_jobs(pending: dict[int, list[PlannedRow]],
+                  trained_before: Callable[[PlannedRow, int], bool] | None = None) -> list[tuple[int, list[PlannedRow]]]:
     """The jobs a worker runs, ``(seed, rows in file order)``, seed by seed: all the seed's rows of families whose
     rows may share a trained network (:attr:`Family.rows_share_training`) in one job, and one job per training
-    hash for the others (rows that differ only at test time share their checkpoint, so they stay together)."""
+    hash for the others (rows that differ only at test time share their checkpoint, so they stay together).
+    With ``trained_before(plan, seed)`` (a checkpoint exists), the jobs whose every row only loads its network go
+    last: short jobs then fill the tail, where one worker would wait for the other's last training."""
     jobs = []
     for seed, plans in pending.items():
         groups: dict[str, list[PlannedRow]] = {}
         for plan in plans:
             groups.setdefault("shared" if plan.family.rows_share_training else plan.keys["train_hash"], []).append(plan)
         jobs += [(seed, group) for group in groups.values()]
+    if trained_before is not None:
+        jobs.sort(key=lambda job: all(trained_before(plan, job[0]) for plan in job[1]))
     return jobs
 
 
-def _train(jobs: list[tuple[int, list[PlannedRow]]], workers: int, datasets: DatasetCache, progress, task,
+def has_checkpoint(plan: PlannedRow, seed: int, keys: dict[str, str]) -> bool:
+    """Whether the row's checkpoint folder for ``seed`` holds a checkpoint trained by this code on this data
+    (``keys``: :func:`input_keys`); an ordering hint, the runner still checks everything it loads."""
+    from talbench.runners.common.checkpoints import MANIFEST, checkpoint_dir
+
+    try:
+        inputs = json.loads((checkpoint_dir(plan.cfg, seed) / MANIFEST).read_text(encoding="utf-8"))["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return inputs.get("code") == keys["code_hash"] and inputs.get("data") == keys["data_checksum"]
+
+
+def _warm_up(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` and what a training's first optimiser imports (``torch._dynamo``) in a worker."""
+    import importlib
+
+    for module in (*modules, "torch._dynamo"):
+        importlib.import_module(module)
+
+
+class Workers:
+    """The processes that run a table's jobs (spawned: a clean interpreter, no forked torch or MLflow state).
+    :meth:`start` spawns them and has them import the families' runners while the caller sets up the table
+    (their start-up, about 3 s, then overlaps the MLflow store's); otherwise :meth:`executor` spawns them when
+    the first job comes."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def executor(self, jobs: int) -> concurrent.futures.ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=min(self.count, jobs), mp_context=multiprocessing.get_context("spawn"))
+        return self._executor
+
+    def start(self, modules: tuple[str, ...]) -> None:
+        pool = self.executor(self.count)
+        for _ in range(self.count):
+            pool.submit(_warm_up, modules)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+
+
+def _train(jobs: list[tuple[int, list[PlannedRow]]], workers: Workers, datasets: DatasetCache, progress, task,
            table: str):
-    """Yield ``(seed, plans, trained runs)`` as each job finishes; jobs spread over ``workers`` processes
-    (the caller's process, with its ``datasets``, when one worker is asked for or one job is left)."""
-    if workers == 1 or len(jobs) <= 1:
+    """Yield ``(seed, plans, trained runs)`` as each job finishes; jobs spread over the ``workers`` processes
+    (the caller's process, with its ``datasets``, when one worker is asked for, or one job is left and no
+    worker was started)."""
+    if workers.count == 1 or (len(jobs) <= 1 and not workers.started):
         for seed, plans in jobs:
             progress.update(task, description=f"{table}: seed {seed}")
             yield seed, plans, train_seed([p.cfg for p in plans], seed, datasets)
         return
-    context = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch or MLflow state
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        futures = {pool.submit(train_seed, [p.cfg for p in plans], seed): (seed, plans) for seed, plans in jobs}
-        seeds = sorted({seed for seed, _ in jobs})
-        progress.update(task, description=f"{table}: {len(jobs)} jobs of seeds {', '.join(map(str, seeds))} on "
-                                          f"{workers} workers")
-        for future in concurrent.futures.as_completed(futures):
-            seed, plans = futures[future]
-            yield seed, plans, future.result()
+    pool = workers.executor(len(jobs))
+    futures = {pool.submit(train_seed, [p.cfg for p in plans], seed): (seed, plans) for seed, plans in jobs}
+    seeds = sorted({seed for seed, _ in jobs})
+    progress.update(task, description=f"{table}: {len(jobs)} jobs of seeds {', '.join(map(str, seeds))} on "
+                                      f"{workers.count} workers")
+    for future in concurrent.futures.as_completed(futures):
+        seed, plans = futures[future]
+        yield seed, plans, future.result()
 
 
 def reused_predictions(client, run_id: str, streams: set[str]):

@@ -598,3 +598,41 @@ def test_training_jobs_split_a_seed_only_where_rows_never_share_a_network():
     assert layout(training_jobs({0: one_stage, 1: one_stage[:2]})) == [(0, [0, 2]), (0, [1]), (1, [0]), (1, [1])]
     dnet = [plan(0, "dnet", 1.0), plan(1, "dnet", 2.0)]
     assert layout(training_jobs({0: dnet, 3: dnet})) == [(0, [0, 1]), (3, [0, 1])]
+    # jobs whose rows all have a checkpoint already go last, each group in its order
+    assert layout(training_jobs({0: one_stage, 1: one_stage[:2]}, lambda p, seed: p.index != 1)) == [
+        (0, [1]), (1, [1]), (0, [0, 2]), (1, [0])]
+
+
+def test_started_workers_are_the_pool_the_jobs_use():
+    """Workers started early (importing the runners while the table is set up) are the processes the jobs then
+    run on; workers never started spawn at the first job, at most one per job."""
+    import os
+
+    from talbench.benchmark.run import Workers
+
+    with Workers(2) as early:
+        early.start(("json",))
+        pool = early.executor(jobs=1)
+        assert early.started and pool._max_workers == 2
+        assert pool.submit(os.getpid).result() != os.getpid()
+    lazy = Workers(2)
+    assert not lazy.started
+    with lazy:
+        assert lazy.executor(jobs=1)._max_workers == 1 and lazy.executor(jobs=5) is lazy.executor(jobs=1)
+
+
+def test_has_checkpoint_needs_this_code_and_data(tmp_path, monkeypatch):
+    from talbench.benchmark.run import PlannedRow, has_checkpoint
+    from talbench.benchmark.schema import Row
+    from talbench.runners.common.checkpoints import checkpoint_dir, save_checkpoint
+    from talbench.runners.families import FAMILIES
+
+    monkeypatch.setenv("TALBENCH_MODELS_DIR", str(tmp_path))
+    cfg = {"model": {"runner": "one_stage"}, "one_stage": {"dim": 8}}
+    plan = PlannedRow(0, Row(name="row"), cfg, FAMILIES["one_stage"])
+    keys = {"code_hash": "c0de", "data_checksum": "da7a"}
+    assert not has_checkpoint(plan, 0, keys)
+    save_checkpoint(checkpoint_dir(cfg, 0), {}, cfg, 0, {"code": "c0de", "data": "da7a", "device": "cpu"})
+    assert has_checkpoint(plan, 0, keys)
+    assert not has_checkpoint(plan, 1, keys)  # another seed
+    assert not has_checkpoint(plan, 0, {**keys, "code_hash": "0ther"})  # trained by other code
