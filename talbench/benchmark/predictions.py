@@ -95,9 +95,11 @@ def read_ground_truth(folder: Path) -> tuple[pd.DataFrame, list[str]]:
 
 
 def read_detections(folder: Path, name: str, stream: str) -> pd.DataFrame:
-    """A run's detections of one stream (empty when the run has none)."""
-    table = pd.read_parquet(folder / name).astype({"stream": str, "video_id": str, "label": str})
-    return table[table["stream"] == stream].drop(columns="stream").reset_index(drop=True)
+    """A run's detections of one stream (empty when the run has none): the other streams' rows are filtered
+    out by the parquet reader, never converted."""
+    table = pd.read_parquet(folder / name, columns=["video_id", "label", "start", "end", "score"],
+                            filters=[("stream", "==", stream)])
+    return table.astype({"video_id": str, "label": str}).reset_index(drop=True)
 
 
 def read_video_stats(folder: Path, name: str) -> pd.DataFrame | None:
