@@ -431,9 +431,9 @@ class Workers:
 def _train(jobs: list[tuple[int, list[PlannedRow]]], workers: Workers, datasets: DatasetCache, progress, task,
            table: str):
     """Yield ``(seed, plans, trained runs)`` as each job finishes; jobs spread over the ``workers`` processes
-    (the caller's process, with its ``datasets``, when one worker is asked for, or one job is left and no
-    worker was started)."""
-    if workers.count == 1 or (len(jobs) <= 1 and not workers.started):
+    (the caller's process, with its ``datasets``, when one worker is asked for or one job is left: an
+    interrupt then stops the training itself, not a worker the caller would wait for)."""
+    if workers.count == 1 or len(jobs) <= 1:
         for seed, plans in jobs:
             progress.update(task, description=f"{table}: seed {seed}")
             yield seed, plans, train_seed([p.cfg for p in plans], seed, datasets)
