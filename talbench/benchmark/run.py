@@ -225,8 +225,9 @@ def run_table(
     commit, dirty = provenance.git_commit(), provenance.git_dirty()
     keys = {plan.index: {**plan.keys, **input_keys(plan, datasets(plan.cfg))} for plan in planned}
     workers = Workers(n_workers)
-    if n_workers > 1 and not all(has_checkpoint(p, seed, keys[p.index]) for p in planned for seed in seed_list):
-        workers.start(tuple(sorted({plan.family.module for plan in planned})))  # there is training to do
+    if (n_workers > 1 and len(training_jobs({seed: planned for seed in seed_list})) > 1
+            and not all(has_checkpoint(p, seed, keys[p.index]) for p in planned for seed in seed_list)):
+        workers.start(tuple(sorted({plan.family.module for plan in planned})))  # jobs for the workers ahead
 
     uri = store.tracking_uri()
     client = store.client(uri)
