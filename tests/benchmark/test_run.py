@@ -527,7 +527,12 @@ def test_interrupted_run_ends_killed(own_project, signum):
     ready = own_project / "ready"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
            "TALBENCH_TEST_READY": str(ready)}
-    child = subprocess.Popen([sys.executable, "-m", "talbench.cli", "run", TABLE, "--rows", "Linear"],
+    # `python -m talbench.cli run ...` with Ctrl-C's KeyboardInterrupt on SIGINT even when the suite runs as a
+    # background job of a shell, whose children inherit SIGINT ignored (Python then installs no handler)
+    command = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               f"sys.argv = ['talbench', 'run', {TABLE!r}, '--rows', 'Linear']; "
+               "runpy.run_module('talbench.cli', run_name='__main__', alter_sys=True)")
+    child = subprocess.Popen([sys.executable, "-c", command],
                              cwd=own_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
