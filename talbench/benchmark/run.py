@@ -224,9 +224,10 @@ def run_table(
     streams = {s for s in map(files.metric_stream, bench.metrics.values()) if s is not None}
     commit, dirty = provenance.git_commit(), provenance.git_dirty()
     keys = {plan.index: {**plan.keys, **input_keys(plan, datasets(plan.cfg))} for plan in planned}
+    trained = {(p.index, seed) for p in planned for seed in seed_list if has_checkpoint(p, seed, keys[p.index])}
     workers = Workers(n_workers)
     if (n_workers > 1 and len(training_jobs({seed: planned for seed in seed_list})) > 1
-            and not all(has_checkpoint(p, seed, keys[p.index]) for p in planned for seed in seed_list)):
+            and len(trained) < len(planned) * len(seed_list)):
         workers.start(tuple(sorted({plan.family.module for plan in planned})))  # jobs for the workers ahead
 
     uri = store.tracking_uri()
@@ -315,7 +316,7 @@ def run_table(
                     record(plan, seed, None, previous)
                 else:
                     pending.setdefault(seed, []).append(plan)
-        jobs = training_jobs(pending, lambda plan, seed: has_checkpoint(plan, seed, keys[plan.index]))
+        jobs = training_jobs(pending, lambda plan, seed: (plan.index, seed) in trained)
         for seed, plans, trained in _train(jobs, workers, datasets, progress, task, table):
             for plan, done in zip(plans, trained, strict=True):
                 record(plan, seed, done, None)
