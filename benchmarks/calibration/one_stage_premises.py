@@ -17,17 +17,24 @@ CLTDR-GMG's ablations only have something to measure when the data has (paper se
 
 ``--law PROFILE`` adds the level shares of 100,000 durations drawn from a profile's duration law
 (``synth.duration``; no video is generated, so the ``paper`` profile can be read without its 5 GB).
+``--variant NAME=JSON`` measures a generator setting the data does not have yet: the ``--profile``'s ``synth``
+section with JSON's keys merged in, generated into a temporary folder (deleted afterwards), so what a change
+of the generator would give is measured before any table is rerun on it.
 
-Usage::
+Usage (the committed ``one_stage_premises.json`` beside this script is written by the command in
+docs/cltdr_gmg.md, "What the smoke data holds")::
 
-    python benchmarks/calibration/one_stage_premises.py --root data/synthetic/smoke [--law paper] [--json OUT]
+    python benchmarks/calibration/one_stage_premises.py --root data/synthetic/smoke [--law paper] \\
+        [--variant 'NAME={"context": {"class_share": 0.2}}'] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -119,6 +126,7 @@ def measure(root: Path) -> dict:
     return {
         "root": str(root),
         "instances": len(rows),
+        "cells": int(meta["statistics"]["cells"]),
         "duration_s": {q: float(np.quantile(lengths * stride / fps, p))
                        for q, p in (("min", 0), ("p10", 0.1), ("median", 0.5), ("p90", 0.9), ("max", 1))},
         "instances_per_level": {int(level): int((levels == level).sum()) for level in range(LEVELS)},
@@ -149,14 +157,43 @@ def law_levels(profile: str, draws: int = 100_000) -> dict:
             "share_beyond_level_5_range": float((reach > 2 ** (LEVELS + 1)).mean())}
 
 
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME=JSON`` -> (name, synth overrides); a malformed one is a one-line argparse error."""
+    name, sep, overrides = text.partition("=")
+    try:
+        parsed = json.loads(overrides) if sep and name else None
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"--variant {name}: not JSON ({err})") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"--variant needs NAME={{synth overrides as a JSON object}}, got '{text}'")
+    return name, parsed
+
+
+def measure_variant(profile: str, overrides: dict[str, Any]) -> dict:
+    """Generate ``profile``'s benchmark with ``overrides`` merged into its ``synth`` section in a temporary
+    folder and measure it (``cells``: what the change costs the detectors' inference)."""
+    from talbench.config import deep_merge, load_params, resolve
+    from talbench.data.synthetic import generate
+
+    synth = deep_merge(resolve(load_params(), profile)["synth"], overrides, where="--variant")
+    with tempfile.TemporaryDirectory(prefix="one_stage_premises_") as folder:
+        generate(synth, Path(folder) / profile)
+        result = measure(Path(folder) / profile)
+    return {**result, "root": f"profile {profile} with synth_overrides", "synth_overrides": overrides}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path("data/synthetic/smoke"))
     parser.add_argument("--law", action="append", default=[], help="profile whose duration law to sample")
+    parser.add_argument("--variant", action="append", default=[], type=parse_variant,
+                        help="NAME=JSON: also measure the --profile's data with these synth overrides")
+    parser.add_argument("--profile", default="smoke", help="profile the variants start from")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     result = measure(args.root)
     result["duration_laws"] = [law_levels(profile) for profile in args.law]
+    result["variants"] = {name: measure_variant(args.profile, overrides) for name, overrides in args.variant}
     table = Table(title=f"CLTDR-GMG premises in {args.root}")
     table.add_column("measure")
     table.add_column("value")
