@@ -425,9 +425,20 @@ class Workers:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._executor is not None:
+    def __exit__(self, exc_type, *exc) -> None:
+        """Wait for the workers when the table is done; on an error or an interrupt that reached this process
+        alone (``kill -TERM``; Ctrl-C reaches the workers too), cancel the jobs not started and terminate the
+        workers, whose runs only the caller logs, instead of waiting for their trainings to end."""
+        if self._executor is None:
+            return
+        if exc_type is None:
             self._executor.shutdown()
+            return
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in multiprocessing.active_children():
+            process.terminate()
+        for process in multiprocessing.active_children():
+            process.join()
 
 
 def _train(jobs: list[tuple[int, list[PlannedRow]]], workers: Workers, datasets: DatasetCache, progress, task,

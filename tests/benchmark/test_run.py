@@ -517,36 +517,64 @@ def test_zero_byte_feature_file_is_one_line_before_any_run(own_project):
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_interrupted_run_ends_killed(own_project, signum):
-    """SIGTERM left the table's parent run and the row run RUNNING forever (SIGINT marked them FAILED); the
-    table's run now ends KILLED with the reason (a row run is created when its seed has finished training, so
-    an interrupted training leaves none), the command says so in one line, and no results file is written."""
+def start_slow_table(project, *args: str) -> tuple[subprocess.Popen, Path]:
+    """`python -m talbench.cli run TABLE --rows Linear ARGS` on the slow runner, once its rows have started (the
+    file it returns lists the process ids of the rows running). Ctrl-C's KeyboardInterrupt is installed on SIGINT
+    even when the suite runs as a background job of a shell, whose children inherit SIGINT ignored."""
     bench = benchmark_yaml(runner_path="helpers.slow_runner:run_row")
-    (own_project / "benchmarks" / f"{TABLE}.yaml").write_text(yaml.safe_dump(bench))
-    ready = own_project / "ready"
+    (project / "benchmarks" / f"{TABLE}.yaml").write_text(yaml.safe_dump(bench))
+    ready = project / "ready"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
            "TALBENCH_TEST_READY": str(ready)}
-    # `python -m talbench.cli run ...` with Ctrl-C's KeyboardInterrupt on SIGINT even when the suite runs as a
-    # background job of a shell, whose children inherit SIGINT ignored (Python then installs no handler)
     command = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-               f"sys.argv = ['talbench', 'run', {TABLE!r}, '--rows', 'Linear']; "
+               f"sys.argv = ['talbench', 'run', {TABLE!r}, '--rows', 'Linear', *{list(args)!r}]; "
                "runpy.run_module('talbench.cli', run_name='__main__', alter_sys=True)")
     child = subprocess.Popen([sys.executable, "-c", command],
-                             cwd=own_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    expected = int(args[args.index("--seeds") + 1]) if "--seeds" in args else 1
     deadline = time.monotonic() + 120
-    while not ready.exists() and child.poll() is None and time.monotonic() < deadline:
+    while (len(ready.read_text().split()) if ready.exists() else 0) < expected and child.poll() is None \
+            and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert ready.exists(), child.communicate()[0]
-    child.send_signal(signum)
-    output = child.communicate(timeout=60)[0]
+    assert ready.exists() and len(ready.read_text().split()) == expected, child.communicate()[0]
+    return child, ready
+
+
+def assert_ended_killed(project, child, signum, output):
     assert child.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], output
     assert f"interrupted: {signum.name}: stopped" in output and "Traceback" not in output
     runs = search()
     assert len(runs) == 1 and set(runs["status"]) == {"KILLED"} and set(runs["tags.kind"]) == {"table"}
     reason = "interrupted by SIGTERM" if signum == signal.SIGTERM else "interrupted by SIGINT (Ctrl-C)"
     assert set(runs["tags.error"]) == {reason}
-    assert not (own_project / "results").exists() and not (own_project / "scratch" / "results").exists()
+    assert not (project / "results").exists() and not (project / "scratch" / "results").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_ends_killed(own_project, signum):
+    """SIGTERM left the table's parent run and the row run RUNNING forever (SIGINT marked them FAILED); the
+    table's run now ends KILLED with the reason (a row run is created when its seed has finished training, so
+    an interrupted training leaves none), the command says so in one line, and no results file is written."""
+    child, _ = start_slow_table(own_project)
+    child.send_signal(signum)
+    assert_ended_killed(own_project, child, signum, child.communicate(timeout=60)[0])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interrupt_of_the_main_process_stops_its_workers(own_project, signum):
+    """A signal sent to `talbench run` alone (not to its process group, as Ctrl-C is) while two seeds train on
+    two workers: the command waited for both trainings to end; it now terminates its workers and ends at once."""
+    child, ready = start_slow_table(own_project, "--seeds", "2", "--workers", "2")
+    workers = [int(pid) for pid in ready.read_text().split()]
+    assert child.pid not in workers
+    began = time.monotonic()
+    child.send_signal(signum)
+    output = child.communicate(timeout=60)[0]
+    assert time.monotonic() - began < 30, output  # the rows sleep 120 s
+    assert_ended_killed(own_project, child, signum, output)
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_pending_table_exits_non_zero(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
-"""A runner that waits: it creates the file named by ``TALBENCH_TEST_READY`` when its row starts, then sleeps,
-so that a test can interrupt ``talbench run`` in the middle of a row run."""
+"""A runner that waits: it appends its process id to the file named by ``TALBENCH_TEST_READY`` when its row
+starts, then sleeps, so that a test can interrupt ``talbench run`` in the middle of a row run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ SECTIONS: tuple[str, ...] = ("baseline",)
 
 
 def run_row(cfg: dict, seed: int, dataset, console=None, report=None):
-    Path(os.environ["TALBENCH_TEST_READY"]).touch()
+    with Path(os.environ["TALBENCH_TEST_READY"]).open("a") as ready:
+        ready.write(f"{os.getpid()}\n")
     time.sleep(120)
     raise AssertionError("the test did not interrupt the row")
