@@ -4,6 +4,7 @@ a family or changing a closure: `python scripts/write_dvc_yaml.py` (tests/pipeli
 import yaml
 
 from talbench.benchmark.pipeline import family_stage
+from talbench.benchmark.schema import list_tables
 from talbench.code_scope import relative_paths
 from talbench.config import REPO_ROOT, load_params
 from talbench.runners.families import FAMILIES
@@ -100,12 +101,12 @@ text += '''
   #    markdown and verdict plots. Its inputs are the tables' results and predictions, listed one by one (keep
   #    in step with pipeline.tables): depending on the whole results/ folder would make the Optuna studies of
   #    tuning/dvc.yaml (results/tune/) upstream stages, and `dvc repro --force` would rerun them. After a study:
-  #    `dvc repro -s -f leaderboard`.
+  #    `dvc repro -s -f leaderboard`. Every benchmark file (pending tables have leaderboard lines too), not the
+  #    benchmarks/ folder, whose calibration, fidelity and perf scripts the leaderboard does not read.
   leaderboard:
     cmd: talbench leaderboard
     deps:
-''' + "".join(f"      - results/{t}.json\n" for t in tables) + "".join(f"      - predictions/{t}\n" for t in tables) + '''      - benchmarks
-      # code: the import closure of talbench.leaderboard.generate
+''' + "".join(f"      - results/{t}.json\n" for t in tables) + "".join(f"      - predictions/{t}\n" for t in tables) + "".join(f"      - benchmarks/{t}.yaml\n" for t in list_tables()) + '''      # code: the import closure of talbench.leaderboard.generate
 ''' + deps("talbench.leaderboard.generate") + '''    params:
       - leaderboard
     outs:

@@ -23,6 +23,7 @@ from helpers.paths import REPO
 from helpers.project import TABLE, benchmark_yaml, write_project
 
 from talbench.benchmark.pipeline import family_stage
+from talbench.benchmark.schema import list_tables
 from talbench.code_scope import relative_paths
 from talbench.runners.families import FAMILIES, family_of
 
@@ -61,9 +62,10 @@ def make_pipeline_repo(tmp_path: Path, monkeypatch) -> Path:
     for stage in ("proposals", *FAMILIES):
         del pipeline["stages"][stage]
     leaderboard = pipeline["stages"].pop("leaderboard")  # its inputs are the results of this copy's tables
-    leaderboard["deps"] = [f"{kind}/{t}{suffix}" for kind, suffix in (("results", ".json"), ("predictions", ""))
+    leaderboard["deps"] = [f"{kind}/{t}{suffix}" for kind, suffix in (("results", ".json"), ("predictions", ""),
+                                                                    ("benchmarks", ".yaml"))
                            for t in (TABLE, TABLE_B)] + [
-        d for d in leaderboard["deps"] if not d.startswith(("results/", "predictions/"))
+        d for d in leaderboard["deps"] if not d.startswith(("results/", "predictions/", "benchmarks/"))
     ]
     for family in (FAMILY_A, FAMILY_B):
         pipeline["stages"][family.stage] = family_stage(family, REPO)
@@ -188,6 +190,8 @@ def test_leaderboard_depends_on_exactly_the_active_tables_results():
     active = [t for family in tables.values() for t in family]
     assert [d for d in deps if d.startswith("results")] == [f"results/{t}.json" for t in active]
     assert [d for d in deps if d.startswith("predictions")] == [f"predictions/{t}" for t in active]
+    # every benchmark file, not the benchmarks/ folder (its calibration and perf scripts rerun nothing)
+    assert [d for d in deps if d.startswith("benchmarks")] == [f"benchmarks/{t}.yaml" for t in list_tables()]
 
 
 def test_family_stages_are_the_codes_view():
