@@ -180,6 +180,45 @@ def test_latent_sidecar_matches_annotations(tiny):
         assert {family[c] for c in setting} == {family[a["label_id"]] for a in anns}
 
 
+def test_class_context_only_around_the_instances(tiny, tmp_path):
+    """``context.within_instances: false`` hides the class-specific context while an instance is on (CLTDR-GMG's
+    classes told apart by their surroundings); the layout, the family scene and every other activation stay."""
+    from talbench.data.synthetic.features import latent_activations
+    from talbench.data.synthetic.layout import sample_layout
+    from talbench.data.synthetic.taxonomy import build_taxonomy
+
+    around = tmp_path / "around"
+    generate(synth_cfg("tiny", context={"within_instances": False}), around)
+    assert database(around) == database(tiny)
+    assert json.loads((around / "synth_meta.json").read_text())["synth"]["context"]["within_instances"] is False
+    assert "within_instances" not in json.loads((tiny / "synth_meta.json").read_text())["synth"]["context"]
+    for video_id in database(tiny):
+        lat, lat_around = latents(tiny, video_id), latents(around, video_id)
+        inside = lat["instance"] >= 0
+        assert (lat_around["context"][inside] == -1).all()
+        assert np.array_equal(lat_around["context"][~inside], lat["context"][~inside])
+
+    cfgs = {flag: parse_config(synth_cfg("tiny", context={"within_instances": flag})) for flag in (True, False)}
+    taxonomy = build_taxonomy(cfgs[True], np.random.default_rng([0, 0, 0]))
+    blur = cfgs[True].context.blur_s
+
+    def cells_deep_and_far(layout):  # cells 5 edge scales inside an instance, and 5 away from every instance
+        t = layout.centers(cfgs[True])[:, None]
+        lo, hi = layout.start[None], layout.end[None]
+        deep = ((t > lo + 5 * blur) & (t < hi - 5 * blur)).any(axis=1)
+        return deep, ~((t > lo - 5 * blur) & (t < hi + 5 * blur)).any(axis=1)
+
+    layouts = (sample_layout(cfgs[True], taxonomy, np.random.default_rng([0, 1, i])) for i in range(200))
+    layout = next(lay for lay in layouts if all(cells.any() for cells in cells_deep_and_far(lay)))
+    deep, far = cells_deep_and_far(layout)
+    act = {flag: latent_activations(layout, cfg, taxonomy, np.random.default_rng(1)) for flag, cfg in cfgs.items()}
+    column = taxonomy.context_atom[layout.setting]
+    others = np.arange(taxonomy.num_atoms) != column
+    assert np.array_equal(act[True][:, others], act[False][:, others])
+    assert act[True][deep, column].min() > 0.5 and act[False][deep, column].max() < 0.01
+    np.testing.assert_allclose(act[False][far, column], act[True][far, column], atol=0.01)
+
+
 # ------------------------------------------------------------------ statistics
 def test_durations_span_two_orders_of_magnitude():
     cfg = parse_config(synth_cfg("paper"))

@@ -73,6 +73,11 @@ class Context(_Strict):
     reliability: float = Field(
         ge=0, le=1, description="probability that a video shows its own class's context (else a sibling class's)"
     )
+    within_instances: bool = Field(
+        default=True,
+        description="the class-specific context is visible inside the instances too; false: only around them "
+        "(margins, coupling stretches), so a class is told apart by its surroundings (CLTDR-GMG's coarse context)",
+    )
 
 
 class StreamGains(_Strict):

@@ -52,6 +52,13 @@ def soft_box(t: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray | 
     return _sigmoid((t[:, None] - lo[None]) / scale) - _sigmoid((t[:, None] - hi[None]) / scale)
 
 
+def soft_union(t: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: float) -> np.ndarray:
+    """``(T,)`` membership of times ``t`` in the union of boxes ``[lo, hi)``: their soft memberships summed in a
+    fixed order, capped at 1."""
+    boxes = soft_box(t, lo, hi, scale)
+    return np.minimum(fixed_order_matmul(boxes, np.ones((boxes.shape[1], 1)))[:, 0], 1.0)
+
+
 def ar1(eta: np.ndarray, rho: float) -> np.ndarray:
     """Stationary unit-variance AR(1) along axis 0 driven by white ``eta``:
     ``x_0 = eta_0``, ``x_t = rho x_{t-1} + sqrt(1 - rho^2) eta_t``.
@@ -83,10 +90,11 @@ def latent_activations(layout: VideoLayout, cfg: SynthConfig, taxonomy: Taxonomy
     act[:, taxonomy.background_atoms] = weights / np.linalg.norm(weights)
 
     # Context of the video's setting: present on the soft union of its regions (instances with margins, coupling).
-    boxes = soft_box(t, layout.region_start, layout.region_end, cfg.context.blur_s)
-    presence = np.minimum(fixed_order_matmul(boxes, np.ones((boxes.shape[1], 1)))[:, 0], 1.0)
+    presence = soft_union(t, layout.region_start, layout.region_end, cfg.context.blur_s)
     share = cfg.context.class_share
     act[:, taxonomy.scene_atom[taxonomy.family_of_class[layout.setting]]] = np.sqrt(1 - share) * presence
+    if not cfg.context.within_instances:  # the class context is hidden while an instance is on
+        presence = presence * (1 - soft_union(t, layout.start, layout.end, cfg.context.blur_s))
     act[:, taxonomy.context_atom[layout.setting]] = np.sqrt(share) * presence
 
     # Action phases: soft membership of each of the 4 phases of each instance, scaled by its gain.

@@ -193,7 +193,9 @@ def generate(synth_cfg: dict[str, Any], out: Path, progress: bool = False) -> Sy
             "classes": taxonomy.classes,
             "family_of_class": taxonomy.family_of_class.tolist(),
             "phases": list(PHASES),
-            "synth": cfg.model_dump(),
+            # knobs added later (with defaults) are recorded only where set otherwise: a dataset generated before
+            # them keeps its bytes, and so its md5 in dvc.lock
+            "synth": cfg.model_dump(exclude_defaults=True),
             "statistics": {k: v for k, v in report.as_dict().items() if k not in ("seconds", "bytes_on_disk")},
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

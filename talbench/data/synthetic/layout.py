@@ -119,8 +119,9 @@ def sample_layout(cfg: SynthConfig, taxonomy: Taxonomy, rng: np.random.Generator
 
 
 def hard_latents(layout: VideoLayout, cfg: SynthConfig) -> dict[str, np.ndarray]:
-    """Per-cell latent labels of the sidecar: ``phase`` (index in PHASES), ``context`` (class or -1),
-    ``instance`` (index into the video's annotations or -1), evaluated at each cell's centre time."""
+    """Per-cell latent labels of the sidecar: ``phase`` (index in PHASES), ``context`` (class or -1; -1 inside
+    the instances when ``context.within_instances`` is false), ``instance`` (index into the video's annotations
+    or -1), evaluated at each cell's centre time."""
     t = layout.centers(cfg)
     j = np.searchsorted(layout.start, t, side="right") - 1
     inside = (j >= 0) & (t < layout.end[np.maximum(j, 0)])
@@ -130,5 +131,6 @@ def hard_latents(layout: VideoLayout, cfg: SynthConfig) -> dict[str, np.ndarray]
         [~inside, t < b[:, 1], t < b[:, 2], t < b[:, 3]], [0, 1, 2, 3], default=4
     ).astype(np.int8)
     member = (t[:, None] >= layout.region_start[None]) & (t[:, None] < layout.region_end[None])
-    context = np.where(member.any(axis=1), layout.setting, -1)
+    visible = member.any(axis=1) & (cfg.context.within_instances | ~inside)
+    context = np.where(visible, layout.setting, -1)
     return {"phase": phase, "context": context.astype(np.int16), "instance": instance.astype(np.int32)}
