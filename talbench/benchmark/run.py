@@ -224,10 +224,10 @@ def run_table(
     streams = {s for s in map(files.metric_stream, bench.metrics.values()) if s is not None}
     commit, dirty = provenance.git_commit(), provenance.git_dirty()
     keys = {plan.index: {**plan.keys, **input_keys(plan, datasets(plan.cfg))} for plan in planned}
-    trained = {(p.index, seed) for p in planned for seed in seed_list if has_checkpoint(p, seed, keys[p.index])}
+    checkpointed = {(p.index, seed) for p in planned for seed in seed_list if has_checkpoint(p, seed, keys[p.index])}
     workers = Workers(n_workers)
     if (n_workers > 1 and len(training_jobs({seed: planned for seed in seed_list})) > 1
-            and len(trained) < len(planned) * len(seed_list)):
+            and len(checkpointed) < len(planned) * len(seed_list)):
         workers.start(tuple(sorted({plan.family.module for plan in planned})))  # jobs for the workers ahead
 
     uri = store.tracking_uri()
@@ -316,7 +316,7 @@ def run_table(
                     record(plan, seed, None, previous)
                 else:
                     pending.setdefault(seed, []).append(plan)
-        jobs = training_jobs(pending, lambda plan, seed: (plan.index, seed) in trained)
+        jobs = training_jobs(pending, lambda plan, seed: (plan.index, seed) in checkpointed)
         for seed, plans, trained in _train(jobs, workers, datasets, progress, task, table):
             for plan, done in zip(plans, trained, strict=True):
                 record(plan, seed, done, None)
@@ -406,6 +406,7 @@ class Workers:
     def __init__(self, count: int):
         self.count = count
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._other_children: set[multiprocessing.Process] = set()  # the caller's, before the pool existed
 
     @property
     def started(self) -> bool:
@@ -413,6 +414,7 @@ class Workers:
 
     def executor(self, jobs: int) -> concurrent.futures.ProcessPoolExecutor:
         if self._executor is None:
+            self._other_children = set(multiprocessing.active_children())
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 max_workers=min(self.count, jobs), mp_context=multiprocessing.get_context("spawn"))
         return self._executor
@@ -435,9 +437,10 @@ class Workers:
             self._executor.shutdown()
             return
         self._executor.shutdown(wait=False, cancel_futures=True)
-        for process in multiprocessing.active_children():
+        pool = set(multiprocessing.active_children()) - self._other_children
+        for process in pool:
             process.terminate()
-        for process in multiprocessing.active_children():
+        for process in pool:
             process.join()
 
 
