@@ -3,7 +3,8 @@
     <out>/annotations/thumos14.json      {"database": {video_id: {subset, duration, fps, annotations}}}
     <out>/i3d_features/<video_id>.npy    float32 T x 2D (RGB then Flow)
     <out>/latents/<video_id>.npz         per cell: phase, context, instance (+ instance phase bounds)
-    <out>/synth_meta.json                classes, families, the resolved ``synth`` configuration (later knobs only where not at their default), statistics
+    <out>/synth_meta.json                classes, families, the resolved ``synth`` configuration (later knobs
+                                         only where not at their default), statistics
 
 or in the layout of ActionFormer's ActivityNet v1.3 TSP release (``synth.layout: activitynet``, what
 :func:`talbench.data.activitynet.open_activitynet` reads): ``annotations/anet1.3_tsp_filtered.json`` (subsets
