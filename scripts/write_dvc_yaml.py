@@ -20,7 +20,7 @@ def deps(*mods, indent=6):
 params = load_params()
 tables = [t for fam in params["pipeline"]["tables"].values() for t in fam]
 text = '''# talbench pipeline, read top to bottom:
-#   synth -> premises (the data's premises, measured)
+#   synth -> premises (the data's premises, measured); synth_variant (a family's variant of the data)
 #         -> proposals (BSN, shared by the detector tables) -> <family>@<table id> (one per active benchmark)
 #   -> leaderboard
 # `dvc repro` runs it offline on the CPU; params.yaml is the single source of every hyper-parameter.
@@ -45,6 +45,21 @@ stages:
       - data.synthetic_root
     outs:
       - ${data.synthetic_root}/${data.profile}
+
+  # 1a. Variants of that benchmark (params.yaml synthetic_variants) for the families that read them.
+  synth_variant:
+    foreach: ${synthetic_variants}
+    do:
+      cmd: talbench synth --profile ${data.profile} --variant ${key}
+      deps:
+        # code: the import closure of talbench.data.synthetic.generate
+''' + deps("talbench.data.synthetic.generate", indent=8) + '''      params:
+        - synth
+        - profiles.${data.profile}.synth
+        - data.synthetic_root
+        - synthetic_variants.${key}.synth
+      outs:
+        - ${data.synthetic_root}/${data.profile}-${key}
 
   # 1b. The data's premises, measured (docs/synthetic.md, "Premises"): multi-class videos, context reliability,
   #     the pipeline's video-level classifier top-1, durations and pyramid levels, per-phase probes.

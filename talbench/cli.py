@@ -125,17 +125,30 @@ def _command() -> Iterator[None]:
 @app.command()
 def synth(
     profile: Annotated[str, typer.Option(help="synthetic profile in params.yaml: tiny, smoke or paper")] = "smoke",
-    out: Annotated[Path | None, typer.Option(help="output folder (default: data.synthetic_root/<profile>); must "
-                                                  "be new, empty or an earlier output of synth")] = None,
+    variant: Annotated[str | None, typer.Option(help="a params.yaml synthetic_variants entry: the profile's "
+                                                     "synth with its overrides")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: data.synthetic_root/<profile>, or "
+                                                  "<profile>-<variant>); must be new, empty or an earlier output "
+                                                  "of synth")] = None,
     params: Annotated[Path, typer.Option(help="parameter file")] = Path("params.yaml"),
 ) -> None:
     """Generate the embedded synthetic benchmark in the ActionFormer THUMOS14 layout."""
-    from talbench.config import load_params, resolve
+    from talbench.config import Layer, load_params, resolve
+    from talbench.data import synthetic_name
     from talbench.data.synthetic import generate
+    from talbench.errors import ConfigError
 
     with _command():
-        cfg = resolve(load_params(params), profile)
-        out = out or Path(cfg["data"]["synthetic_root"]) / profile
+        values = load_params(params)
+        overrides = None
+        if variant is not None:
+            variants = values.get("synthetic_variants") or {}
+            if variant not in variants:
+                raise ConfigError(f"{params}: synthetic_variants has no entry '{variant}' (known: {sorted(variants)})")
+            overrides = Layer((variants[variant] or {}).get("synth") or {}, f"synthetic_variants.{variant}.synth",
+                              "synth")
+        cfg = resolve(values, profile, overrides)
+        out = out or Path(cfg["data"]["synthetic_root"]) / synthetic_name(profile, variant)
         report = generate(cfg["synth"], out, progress=True)
     console.print(report.summary())
 

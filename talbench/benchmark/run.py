@@ -220,6 +220,8 @@ def run_table(
         console.print(Text(segments.summary()), soft_wrap=True)
     source = planned[0].cfg["data"]["source"]
     features = bench.features if source != "synthetic" else SYNTHETIC_FEATURES
+    variant = planned[0].cfg["data"].get("synthetic_variant") if source == "synthetic" else None
+    data_variant = {"synthetic_variant": variant} if variant else {}
     eval_split = planned[0].cfg["run"]["eval_split"]
     streams = {s for s in map(files.metric_stream, bench.metrics.values()) if s is not None}
     commit, dirty = provenance.git_commit(), provenance.git_dirty()
@@ -243,6 +245,7 @@ def run_table(
         "dataset": source,
         "features": features,
         "profile": profile_name,
+        **data_variant,
         "git_commit": commit or "unknown",
         "git_dirty": str(dirty).lower(),
         "mlflow.source.git.commit": commit or "unknown",
@@ -334,7 +337,7 @@ def run_table(
             "git_commit": commit or "unknown",  # "unknown" outside a git checkout
             "git_dirty": dirty if dirty is not None else True,  # outside git: not a committed state
             "data": {"source": source, "profile": profile_name, "features": features, "checksum": checksum,
-                     "segment_policy": segments.to_dict()},
+                     **data_variant, "segment_policy": segments.to_dict()},
             "eval": {"split": eval_split, "tiou_thresholds": planned[0].cfg["eval"]["tiou_thresholds"],
                      "predictions": (files.PREDICTIONS_DIR / table).as_posix()},
             "tracking_uri": store.display_uri(uri),

@@ -2,7 +2,9 @@
 
 ``open_dataset(cfg)`` picks the source from ``cfg["data"]["source"]``:
 
-* ``synthetic``: ``<data.synthetic_root>/<data.profile>`` (made by ``talbench synth`` / ``dvc repro``),
+* ``synthetic``: ``<data.synthetic_root>/<data.profile>`` (made by ``talbench synth`` / ``dvc repro``), or
+  ``<data.profile>-<variant>`` when the row's family reads a variant (``data.synthetic_variant``, set from
+  params.yaml ``synthetic_variants`` by :meth:`talbench.runners.families.Family.scoped`),
 * ``thumos14``: ``data.thumos14_root``, the real I3D features pinned by ``datasets.dvc``,
 * ``activitynet``: ``data.activitynet.root``, ActivityNet v1.3 TSP features pinned by ``activitynet.dvc``.
 
@@ -29,7 +31,7 @@ from talbench.io import atomic_dir, read_json
 
 __all__ = [
     "DatasetCache", "FeatureDataset", "data_checksum", "install_activitynet_archive", "install_thumos14_archive",
-    "open_dataset",
+    "open_dataset", "synthetic_name",
 ]  # fmt: skip
 
 THUMOS14_ANNOTATION_FILE = Path("annotations") / "thumos14.json"
@@ -64,8 +66,10 @@ def open_dataset(cfg: dict[str, Any]) -> FeatureDataset:
             install_activitynet_archive(anet["archive"], anet["root"], md5=anet["archive_md5"])
         return open_activitynet(anet, blocked_spec=data["missing_files"], hint=ACTIVITYNET_FETCH_HINT, **options)
     if source == "synthetic":
-        root = Path(data["synthetic_root"]) / data["profile"]
-        hint = f"generate it with `talbench synth --profile {data['profile']}` (or `dvc repro`)"
+        variant = data.get("synthetic_variant")
+        root = Path(data["synthetic_root"]) / synthetic_name(data["profile"], variant)
+        hint = (f"generate it with `talbench synth --profile {data['profile']}"
+                + (f" --variant {variant}" if variant else "") + "` (or `dvc repro`)")
         meta = synthetic_meta(root)
         taxonomy = synthetic_taxonomy(root, meta)
         if meta.get("layout") == "activitynet":
@@ -94,7 +98,7 @@ def open_dataset(cfg: dict[str, Any]) -> FeatureDataset:
         load_thumos14_annotations(annotation_file, taxonomy),
         layout,
         blocked=read_block_list(data["missing_files"], root),
-        name=f"{source}" if source == "thumos14" else f"{source}-{data['profile']}",
+        name=f"{source}" if source == "thumos14" else f"{source}-{root.name}",
         **options,
     )
 
@@ -112,6 +116,11 @@ class DatasetCache:
         if key not in self._datasets:
             self._datasets[key] = open_dataset(cfg)
         return self._datasets[key]
+
+
+def synthetic_name(profile: str, variant: str | None = None) -> str:
+    """The folder (under ``data.synthetic_root``) of a profile's synthetic benchmark or of its ``variant``."""
+    return f"{profile}-{variant}" if variant else profile
 
 
 def synthetic_meta(root: Path) -> dict[str, Any]:
@@ -149,7 +158,7 @@ def _synthetic_activitynet(data: dict[str, Any], root: Path, meta: dict[str, Any
                 field=f"synth.{'fps' if key == 'feature_fps' else key}",
             )
     return open_activitynet(anet, taxonomy=taxonomy, blocked_spec=data["missing_files"], hint=hint,
-                            name=f"synthetic-{data['profile']}", **options)
+                            name=f"synthetic-{root.name}", **options)
 
 
 def data_checksum(cfg: dict[str, Any]) -> str:

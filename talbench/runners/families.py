@@ -63,11 +63,16 @@ class Family:
         return training_code_hash(self.module)
 
     def scoped(self, cfg: dict[str, Any]) -> dict[str, Any]:
-        """``cfg`` restricted to :attr:`scope` (a missing section is an error naming it)."""
+        """``cfg`` restricted to :attr:`scope` (a missing section is an error naming it); on synthetic data, when
+        params.yaml ``synthetic_variants`` gives the family a variant, its ``data.synthetic_variant`` names it."""
         missing = [s for s in self.scope if s not in cfg]
         if missing:
             raise ConfigError(f"params.yaml: the {self.name} family reads section(s) {missing}, which are missing")
-        return {section: cfg[section] for section in self.scope}
+        scoped = {section: cfg[section] for section in self.scope}
+        variant = synthetic_variant(cfg, self.stage)
+        if variant is not None and scoped["data"].get("source") == "synthetic":
+            scoped["data"] = {**scoped["data"], "synthetic_variant": variant}
+        return scoped
 
     def load(self) -> Callable[..., RowOutcome]:
         module_name, _, function_name = self.runner.partition(":")
@@ -92,6 +97,16 @@ FAMILIES: dict[str, Family] = {
     "one_stage": Family("one_stage", "talbench.runners.one_stage.runner:run_row", ("one_stage",),
                         rows_share_training=False),
 }
+
+
+def synthetic_variant(cfg: dict[str, Any], family: str) -> str | None:
+    """The entry of ``cfg["synthetic_variants"]`` whose ``families`` list ``family`` (None: the family reads the
+    profile's own synthetic data); a family listed by two variants is an error."""
+    names = [name for name, variant in (cfg.get("synthetic_variants") or {}).items()
+             if family in (variant or {}).get("families", [])]
+    if len(names) > 1:
+        raise ConfigError(f"params.yaml: synthetic_variants {names} both list the family '{family}' (one at most)")
+    return names[0] if names else None
 
 
 def family_of(cfg: dict[str, Any]) -> Family:

@@ -219,6 +219,46 @@ def test_class_context_only_around_the_instances(tiny, tmp_path):
     np.testing.assert_allclose(act[False][far, column], act[True][far, column], atol=0.01)
 
 
+def test_a_family_reads_its_variant_of_the_data(tiny, tmp_path):
+    """params.yaml ``synthetic_variants``: `talbench synth --variant around` writes the profile's data with the
+    variant's overrides to <profile>-around, and only the families it lists read it (their rows' data section
+    names it); the others' configuration, and so their hashes, stay as they were."""
+    from talbench.config import config_hash
+    from talbench.data import open_dataset
+    from talbench.runners.families import FAMILIES, synthetic_variant
+
+    params = load_params()
+    root = tmp_path / "synthetic"
+    result = CliRunner().invoke(app, ["synth", "--profile", "tiny", "--variant", "around", "--params",
+                                      str(PARAMS_FILE), "--out", str(root / "tiny-around")])
+    assert result.exit_code == 0, result.output
+    expected = tmp_path / "expected"
+    generate(synth_cfg("tiny", **params["synthetic_variants"]["around"]["synth"]), expected)
+    assert (root / "tiny-around" / "synth_meta.json").read_bytes() == (expected / "synth_meta.json").read_bytes()
+    assert database(root / "tiny-around") == database(tiny)
+
+    cfg = resolve(params, "tiny", {"data": {"synthetic_root": str(root)}})
+    assert synthetic_variant(cfg, "one_stage") == "around" and synthetic_variant(cfg, "dnet") is None
+    one_stage, dnet = FAMILIES["one_stage"].scoped(cfg), FAMILIES["dnet"].scoped(cfg)
+    assert one_stage["data"] == {**cfg["data"], "synthetic_variant": "around"} and dnet["data"] == cfg["data"]
+    assert config_hash(dnet) == config_hash({s: cfg[s] for s in FAMILIES["dnet"].scope})
+    dataset = open_dataset(one_stage)
+    assert dataset.name == "synthetic-tiny-around" and dataset.checksum() != open_dataset(
+        {**cfg, "data": {**cfg["data"], "synthetic_root": str(tiny.parent)}}).checksum()
+    with pytest.raises(DataError, match=r"talbench synth --profile tiny --variant other"):
+        open_dataset({**one_stage, "data": {**one_stage["data"], "synthetic_variant": "other"}})
+
+    real = {**cfg, "data": {**cfg["data"], "source": "thumos14"}}
+    assert FAMILIES["one_stage"].scoped(real)["data"] == real["data"]  # real features have no variants
+    twice = {**cfg, "synthetic_variants": {"a": {"families": ["one_stage"]}, "b": {"families": ["one_stage"]}}}
+    with pytest.raises(ConfigError, match=r"synthetic_variants \['a', 'b'\] both list the family 'one_stage'"):
+        FAMILIES["one_stage"].scoped(twice)
+    unknown = CliRunner().invoke(app, ["synth", "--profile", "tiny", "--variant", "nope", "--params",
+                                       str(PARAMS_FILE), "--out", str(tmp_path / "nope")])
+    assert unknown.exit_code == 2 and "synthetic_variants has no entry 'nope'" in unknown.output
+    assert not (tmp_path / "nope").exists()
+
+
 # ------------------------------------------------------------------ statistics
 def test_durations_span_two_orders_of_magnitude():
     cfg = parse_config(synth_cfg("paper"))

@@ -55,6 +55,9 @@ def make_pipeline_repo(tmp_path: Path, monkeypatch) -> Path:
     repo = write_project(tmp_path / "repo", tables=tables)
     set_param(repo, "profiles", "unit", {**yaml.safe_load((repo / "params.yaml").read_text())["profiles"]["unit"],
                                          "pipeline": {"seeds": 1}})  # fmt: skip
+    # family B reads a variant of the unit data (params.yaml synthetic_variants), family A the profile's own
+    set_param(repo, "synthetic_variants", "around", {"synth": {"context": {"within_instances": False}},
+                                                     "families": [FAMILY_B.stage]})
     (repo / "benchmarks" / f"{TABLE_B}.yaml").write_text(
         yaml.safe_dump(benchmark_yaml(table=TABLE_B, runner_path=linear_runner_b.RUNNER))
     )
@@ -67,8 +70,9 @@ def make_pipeline_repo(tmp_path: Path, monkeypatch) -> Path:
                            for t in (TABLE, TABLE_B)] + [
         d for d in leaderboard["deps"] if not d.startswith(("results/", "predictions/", "benchmarks/"))
     ]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     for family in (FAMILY_A, FAMILY_B):
-        pipeline["stages"][family.stage] = family_stage(family, REPO)
+        pipeline["stages"][family.stage] = family_stage(family, REPO, params)
     pipeline["stages"]["leaderboard"] = leaderboard
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     shutil.copytree(REPO / "talbench", repo / "talbench", ignore=shutil.ignore_patterns("__pycache__"))
@@ -115,6 +119,9 @@ def test_repro_then_selective_reruns(pipeline_repo):
         results = json.loads((repo / "results" / f"{table}.json").read_text())
         assert results["data"]["profile"] == "unit" and results["seeds"] == [0]
         assert [len(row["runs"]) for row in results["rows"]] == [1, 1, 1]
+    data_a, data_b = (json.loads((repo / "results" / f"{t}.json").read_text())["data"] for t in (TABLE, TABLE_B))
+    assert "synthetic_variant" not in data_a and data_b["synthetic_variant"] == "around"
+    assert data_a["checksum"] != data_b["checksum"]  # B's rows read data/synthetic/unit-around
     assert "dnet" in (repo / "leaderboards" / "README.md").read_text().lower()
     assert changed_stages(repo) == set()  # everything up to date after the run
     set_param(repo, "baseline", "lr", 0.02)  # model family A's parameter: only its table reruns
@@ -127,6 +134,10 @@ def test_repro_then_selective_reruns(pipeline_repo):
     assert changed_stages(repo) == {STAGE_A, STAGE_B}
     subprocess.run(["git", "checkout", "params.yaml"], cwd=repo, check=True)
     assert changed_stages(repo) == set()
+    set_param(repo, "synthetic_variants", "around", {"synth": {"context": {"within_instances": True}},
+                                                     "families": [FAMILY_B.stage]})
+    assert changed_stages(repo) == {"synth_variant@around", STAGE_B}  # the variant's data and its family
+    subprocess.run(["git", "checkout", "params.yaml"], cwd=repo, check=True)
     set_param(repo, "leaderboard", "margin", 2.0)  # judging the claims: the leaderboard only
     assert changed_stages(repo) == {"leaderboard"}
     set_param(repo, "refactornet", "beta", 0.5)  # another family's, and the tuning's, keys: nothing of these
