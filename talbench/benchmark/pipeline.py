@@ -26,7 +26,7 @@ def family_stage(family: Family, root: Path = REPO_ROOT, params: dict[str, Any] 
     """The ``foreach`` stage of ``family`` (paths relative to the repository ``root``); a family that
     ``synthetic_variants`` in ``params`` (default: ``root``'s params.yaml) gives a variant depends on that dataset
     and entry instead of the profile's own data."""
-    variant = synthetic_variant(params or load_params(root / "params.yaml"), family.stage)
+    variant = synthetic_variant(load_params(root / "params.yaml") if params is None else params, family.stage)
     return {
         "foreach": f"${{pipeline.tables.{family.stage}}}",
         "do": {
