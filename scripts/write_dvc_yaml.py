@@ -7,6 +7,7 @@ from talbench.benchmark.pipeline import family_stage
 from talbench.benchmark.schema import list_tables
 from talbench.code_scope import relative_paths
 from talbench.config import REPO_ROOT, load_params
+from talbench.data import synthetic_name
 from talbench.runners.families import FAMILIES
 
 
@@ -59,7 +60,7 @@ stages:
         - data.synthetic_root
         - synthetic_variants.${key}.synth
       outs:
-        - ${data.synthetic_root}/${data.profile}-${key}
+        - ${data.synthetic_root}/''' + synthetic_name("${data.profile}", "${key}") + '''
 
   # 1b. The data's premises, measured (docs/synthetic.md, "Premises"): multi-class videos, context reliability,
   #     the pipeline's video-level classifier top-1, durations and pyramid levels, per-phase probes.

@@ -16,6 +16,7 @@ from typing import Any
 
 from talbench.code_scope import relative_paths
 from talbench.config import REPO_ROOT, load_params
+from talbench.data import synthetic_name
 from talbench.runners.common.checkpoints import EXECUTION_MODULE
 from talbench.runners.families import Family, synthetic_variant
 
@@ -33,7 +34,7 @@ def family_stage(family: Family, root: Path = REPO_ROOT, params: dict[str, Any] 
             "cmd": "talbench run ${key}",
             "deps": [
                 "${item}",
-                "${data.synthetic_root}/${data.profile}" + (f"-{variant}" if variant else ""),
+                "${data.synthetic_root}/" + synthetic_name("${data.profile}", variant),
                 *(["proposals/${data.source}-${data.profile}"] if "bsn" in family.sections else []),
                 *relative_paths(root, EXECUTION_MODULE, family.module),
             ],

@@ -220,7 +220,7 @@ def run_table(
         console.print(Text(segments.summary()), soft_wrap=True)
     source = planned[0].cfg["data"]["source"]
     features = bench.features if source != "synthetic" else SYNTHETIC_FEATURES
-    variant = planned[0].cfg["data"].get("synthetic_variant") if source == "synthetic" else None
+    variant = planned[0].cfg["data"].get("synthetic_variant")  # set on synthetic data only (Family.scoped)
     data_variant = {"synthetic_variant": variant} if variant else {}
     eval_split = planned[0].cfg["run"]["eval_split"]
     streams = {s for s in map(files.metric_stream, bench.metrics.values()) if s is not None}
