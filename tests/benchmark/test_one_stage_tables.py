@@ -32,7 +32,7 @@ def test_every_row_builds_its_model(configs):
     for table, rows in configs.items():
         for name, cfg in rows.items():
             assert cfg["model"]["runner"] == "one_stage", (table, name)
-            assert cfg["data"]["synthetic_variant"] == "around", (table, name)  # params.yaml synthetic_variants
+            assert cfg["data"]["synthetic_variant"] == "long_around", (table, name)  # params.yaml synthetic_variants
             with torch.device("meta"):
                 build_detector(cfg, row_width(cfg, 128, 8))
 

@@ -220,8 +220,8 @@ def test_class_context_only_around_the_instances(tiny, tmp_path):
 
 
 def test_a_family_reads_its_variant_of_the_data(tiny, tmp_path):
-    """params.yaml ``synthetic_variants``: `talbench synth --variant around` writes the profile's data with the
-    variant's overrides to <profile>-around, and only the families it lists read it (their rows' data section
+    """params.yaml ``synthetic_variants``: `talbench synth --variant long_around` writes the profile's data with
+    the variant's overrides to <profile>-long_around, and only the families it lists read it (their rows' data section
     names it); the others' configuration, and so their hashes, stay as they were."""
     from talbench.config import config_hash
     from talbench.data import open_dataset
@@ -229,21 +229,27 @@ def test_a_family_reads_its_variant_of_the_data(tiny, tmp_path):
 
     params = load_params()
     root = tmp_path / "synthetic"
-    result = CliRunner().invoke(app, ["synth", "--profile", "tiny", "--variant", "around", "--params",
-                                      str(PARAMS_FILE), "--out", str(root / "tiny-around")])
+    result = CliRunner().invoke(app, ["synth", "--profile", "tiny", "--variant", "long_around", "--params",
+                                      str(PARAMS_FILE), "--out", str(root / "tiny-long_around")])
     assert result.exit_code == 0, result.output
     expected = tmp_path / "expected"
-    generate(synth_cfg("tiny", **params["synthetic_variants"]["around"]["synth"]), expected)
-    assert (root / "tiny-around" / "synth_meta.json").read_bytes() == (expected / "synth_meta.json").read_bytes()
-    assert database(root / "tiny-around") == database(tiny)
+    generate(synth_cfg("tiny", **params["synthetic_variants"]["long_around"]["synth"]), expected)
+    assert (root / "tiny-long_around" / "synth_meta.json").read_bytes() == (expected / "synth_meta.json").read_bytes()
+    assert database(root / "tiny-long_around") == database(expected)
+
+    def median_length(data: Path) -> float:
+        return float(np.median([a["segment"][1] - a["segment"][0] for video in database(data).values()
+                                for a in video["annotations"]]))
+
+    assert median_length(root / "tiny-long_around") > median_length(tiny)  # its longer actions (tiny: <= 10 s)
 
     cfg = resolve(params, "tiny", {"data": {"synthetic_root": str(root)}})
-    assert synthetic_variant(cfg, "one_stage") == "around" and synthetic_variant(cfg, "dnet") is None
+    assert synthetic_variant(cfg, "one_stage") == "long_around" and synthetic_variant(cfg, "dnet") is None
     one_stage, dnet = FAMILIES["one_stage"].scoped(cfg), FAMILIES["dnet"].scoped(cfg)
-    assert one_stage["data"] == {**cfg["data"], "synthetic_variant": "around"} and dnet["data"] == cfg["data"]
+    assert one_stage["data"] == {**cfg["data"], "synthetic_variant": "long_around"} and dnet["data"] == cfg["data"]
     assert config_hash(dnet) == config_hash({s: cfg[s] for s in FAMILIES["dnet"].scope})
     dataset = open_dataset(one_stage)
-    assert dataset.name == "synthetic-tiny-around" and dataset.checksum() != open_dataset(
+    assert dataset.name == "synthetic-tiny-long_around" and dataset.checksum() != open_dataset(
         {**cfg, "data": {**cfg["data"], "synthetic_root": str(tiny.parent)}}).checksum()
     with pytest.raises(DataError, match=r"talbench synth --profile tiny --variant other"):
         open_dataset({**one_stage, "data": {**one_stage["data"], "synthetic_variant": "other"}})
