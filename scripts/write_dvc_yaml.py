@@ -111,7 +111,7 @@ stages:
   #    profile's entries; code: the import closure of the family's runner and talbench.runners.common.execution.
 '''
 for name, fam in FAMILIES.items():
-    text += block(name, family_stage(fam))
+    text += block(name, family_stage(fam, params=params))
 text += '''
   # 4. Leaderboards: published vs reproduced, claims judged with intervals (docs/leaderboards.md); committed
   #    markdown and verdict plots. Its inputs are the tables' results and predictions, listed one by one (keep
