@@ -77,6 +77,7 @@ class TableResult(_Record):
     experiment: str | None = None
     parent_run_id: str | None = None
     seeds: list[int]
+    devices: list[str] = Field(default_factory=list)  # the rows' described devices (the runs' `device` tags)
     rows: list[RowResult]
 
     def stats(self, field: str = "metrics") -> dict[str, dict[str, Stat]]:

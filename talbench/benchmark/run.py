@@ -255,6 +255,7 @@ def run_table(
     if provenance.dvc_experiment_name():
         common_tags["dvc_exp_name"] = provenance.dvc_experiment_name()
     runs: dict[tuple[int, int], dict[str, Any]] = {}
+    devices: set[str] = set()  # where the rows' numbers were computed (a reused run: where its original was)
     started = time.perf_counter()
     predictions_folder = Path(results_dir).parent / files.PREDICTIONS_DIR / table
     with tracked_run(client, experiment_id, name=f"{table} ({profile_name}, {len(seed_list)} seeds)",
@@ -276,6 +277,7 @@ def run_table(
                     # where the numbers were computed (a reused run: where its original was)
                     **(trained.outcome.device_tags if trained else
                        {k: v for k, v in previous.data.tags.items() if k in DEVICE_TAGS})}
+            devices.add(tags.get("device") or "unknown")
             timing = {"start_time": trained.start_ms, "end_time": trained.end_ms} if trained else {}
             with tracked_run(client, experiment_id, name=f"s{seed} {plan.row.name}", tags=tags,
                              **timing) as child_id:
@@ -344,6 +346,7 @@ def run_table(
             "experiment": experiment,
             "parent_run_id": parent_id,
             "seeds": seed_list,
+            "devices": sorted(devices),
             "tuned": study,
             "rows": result_rows,
         }

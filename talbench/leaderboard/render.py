@@ -117,7 +117,8 @@ def render_table(view: TableView) -> list[str]:
         lines.append(
             f"Reproduced on {result.data.source} data (profile {result.data.profile or '—'}, "
             f"features {result.data.features or '—'}), seeds {', '.join(map(str, result.seeds))}, "
-            f"{result.created}, commit `{result.git_commit}`{dirty}."
+            f"{result.created}, commit `{result.git_commit}`{dirty}"
+            + (f"; computed on {_join(result.devices)}." if result.devices else ".")
         )
     if bench.unpublished:
         lines.append(f"Published numbers: none, {bench.unpublished}; the claims are judged on the reproduction only.")

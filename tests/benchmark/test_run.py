@@ -98,6 +98,7 @@ def test_nested_runs_tags_params_artifacts(first_execution):
     from talbench.runners.common.device import describe, device_key, resolve_device
 
     assert set(children["tags.device"]) == {describe(resolve_device("auto"))}
+    assert results["devices"] == sorted(set(children["tags.device"]))  # the results file names them too
     assert set(children["tags.device_key"]) == {device_key(resolve_device("auto"))}
     assert set(children["tags.mixed_precision"]) == {"none"}
     assert set(children["tags.table"]) == {TABLE} and set(children["tags.seed"]) == {"0", "1"}

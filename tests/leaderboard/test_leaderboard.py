@@ -239,7 +239,7 @@ def _fake_result(rows: dict[str, list[float]] = FAKE_RUNS) -> dict:
         "git_dirty": False,
         "data": {"source": "synthetic", "profile": "smoke", "features": "synthetic I3D-layout", "checksum": "ff"},
         "tracking_uri": "sqlite:////tmp/test-mlflow.db", "experiment": "talbench", "parent_run_id": "testparent",
-        "seeds": [0, 1, 2], "rows": out_rows,
+        "seeds": [0, 1, 2], "devices": ["cpu (Test CPU 9000, torch 2.x, 1 threads)"], "rows": out_rows,
     }
 
 
@@ -287,6 +287,7 @@ def test_leaderboard_pages(workspace):
     page = (out / "dnet.md").read_text(encoding="utf-8")
     assert "| Data | synthetic |" in page and "| Git commit | abc123 |" in page and "| Seeds | 0, 1, 2 |" in page
     assert "absolute values are not comparable" in page
+    assert "commit `abc123`; computed on cpu (Test CPU 9000, torch 2.x, 1 threads)." in page  # timings need it
     # + D-Net fusion: published 57.02, reproduced mean 46 ± 1 (sample std), difference -11.02
     assert "57.02 · **46.00 ± 1.00** (-11.02)" in page
     assert "seed 0 `testrun30`, seed 1 `testrun31`, seed 2 `testrun32` (reused)" in page

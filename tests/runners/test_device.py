@@ -72,6 +72,18 @@ def test_cpu_description_names_torch_and_threads():
     assert text.startswith("cpu (") and f"torch {torch.__version__}" in text and "threads" in text
 
 
+def test_cpu_description_names_the_processor_model(tmp_path, monkeypatch):
+    from talbench.runners.common import device
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD  EPYC 9R14 96-Core Processor\n")
+    monkeypatch.setattr(device, "CPUINFO", info)
+    assert describe(torch.device("cpu")).startswith("cpu (AMD EPYC 9R14 96-Core Processor, torch ")
+    monkeypatch.setattr(device, "CPUINFO", tmp_path / "absent")  # no /proc: what platform knows
+    monkeypatch.setattr(device.platform, "processor", lambda: "")
+    assert describe(torch.device("cpu")).startswith(f"cpu ({device.platform.machine()}, torch ")
+
+
 def test_mixed_precision_is_off_by_default_and_bf16_on_request():
     assert precision({"run": {}}) is None and precision({"run": {"mixed_precision": None}}) is None
     assert precision({"run": {"mixed_precision": "bf16"}}) is torch.bfloat16

@@ -26,12 +26,14 @@ import platform
 import re
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from talbench.errors import ConfigError
 
+CPUINFO = Path("/proc/cpuinfo")  # the processor's model name on Linux
 PRECISIONS = {"bf16": torch.bfloat16}  # bfloat16 needs no loss scaling (float16 would need a GradScaler)
 NONDETERMINISTIC = re.compile(r"(\w+) does not have a deterministic implementation")
 DEVICE_TAGS = ("device", "mixed_precision", "nondeterministic_ops")  # a row run's tags, :func:`device_tags`
@@ -68,12 +70,25 @@ def module_device(module: torch.nn.Module) -> torch.device:
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
+def cpu_name() -> str:
+    """The processor's model name (``model name`` of ``/proc/cpuinfo``, e.g. ``AMD EPYC``), else what
+    :mod:`platform` knows (often only ``x86_64``): timings (CLTDR-GMG table 15) mean little without it."""
+    try:
+        with CPUINFO.open(encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe(device: torch.device) -> str:
-    """``cuda:0 (NVIDIA H200, torch 2.x)`` or ``cpu (<processor>, torch 2.x, <n> threads)``."""
+    """``cuda:0 (NVIDIA H200, torch 2.x)`` or ``cpu (<processor model>, torch 2.x, <n> threads)``."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)}, torch {torch.__version__})"
-    processor = platform.processor() or platform.machine()
-    return f"cpu ({processor}, torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads)"
 
 
 def device_key(device: torch.device) -> str:
